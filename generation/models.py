@@ -1,0 +1,164 @@
+"""Datasets, model specs, generation jobs and their answers, fine-tuning runs.
+
+Nothing here imports torch: web processes read these rows without paying for the ML stack.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings as django_settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    PRETRAINED = "pretrained", "Pre-trained"
+    FINETUNED = "finetuned", "Fine-tuned"
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200)
+    # sentiment, features, recommendation, relevance, or a custom slug
+    task = models.SlugField(max_length=64)
+    text = models.TextField()
+    context = models.TextField(blank=True)
+    reference = models.TextField(blank=True)
+    # machine-checkable truth (e.g. "negative", "no"); empty when there is none
+    label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "external_id"], name="prompt_external_id_unique_per_dataset")
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.external_id}"
+
+
+class ModelSpec(models.Model):
+    """What to load: a base model (hub id, local folder, or folder/file of a GGUF) and, optionally, a
+    peft adapter folder. A job's pre-trained spec has no adapter; its fine-tuned spec names one."""
+
+    name = models.CharField(max_length=200, unique=True)
+    base_model = models.CharField(max_length=1000)
+    gguf_file = models.CharField(max_length=1000, blank=True)
+    adapter_path = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PARTIALLY_FAILED = "partially_failed"
+
+
+FINISHED_STATUSES = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PARTIALLY_FAILED}
+
+
+class GenerationJob(models.Model):
+    name = models.CharField(max_length=200, blank=True)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    pretrained_model = models.ForeignKey(ModelSpec, on_delete=models.PROTECT, related_name="+", null=True)
+    finetuned_model = models.ForeignKey(ModelSpec, on_delete=models.PROTECT, related_name="+", null=True)
+    finetune_run = models.ForeignKey(
+        "FinetuneRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    # generation settings (max_new_tokens, seed, batch_size, do_sample...) so a run can be repeated
+    settings = models.JSONField(default=dict, blank=True)
+    imported = models.BooleanField(default=False, help_text="answers brought in by import_answers")
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="answers requested (prompts x 2)")
+    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"job {self.pk}"
+
+
+class Answer(models.Model):
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="answers")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="answers")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    text = models.TextField()
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    # true when the fine-tuned adapter could not be loaded and the pre-trained model answered instead
+    fallback = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "prompt", "role"], name="answer_unique_per_job_prompt_role"),
+            models.CheckConstraint(
+                condition=Q(fallback=False) | Q(role="finetuned"), name="answer_fallback_only_for_finetuned"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"answer {self.pk}"
+
+
+class ModelLoadAttempt(models.Model):
+    """One try at loading a base model or an adapter on a worker, with its outcome."""
+
+    class Kind(models.TextChoices):
+        BASE = "base"
+        ADAPTER = "adapter"
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="load_attempts")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.CharField(max_length=1000)
+    success = models.BooleanField()
+    error = models.TextField(blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class FinetuneRun(models.Model):
+    class Mode(models.TextChoices):
+        LORA = "lora"
+        FULL = "full"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    base_model = models.CharField(max_length=1000)
+    gguf_file = models.CharField(max_length=1000, blank=True)
+    output_dir = models.CharField(max_length=1000)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LORA)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    # the contents of training.json once the run has finished (or as far as it got)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]

@@ -1,0 +1,20 @@
+import pytest
+
+
+@pytest.mark.django_db
+def test_healthz_answers_when_database_and_broker_answer(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_tiny_llama_generates_text(tiny_llama_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    ids = tokenizer("The battery life", return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 5
