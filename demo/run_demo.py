@@ -1,0 +1,139 @@
+"""`make demo`: from a fresh checkout to a site with 100 blinded pairs ready to rate.
+
+Steps: migrate a SQLite database, import the demo evaluation set, start a real Celery worker on the
+server-less filesystem broker, run a real generation job (SmolLM2-135M-Instruct against the same model
+with the committed LoRA adapter in demo/adapter), create users and a campaign, then serve
+http://127.0.0.1:8000 with the worker still running (admins can queue more jobs). Ctrl-C stops both.
+Running it again reuses what is already there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DATASET = "demo-eval"
+CAMPAIGN = "Demo: SmolLM2 vs SmolLM2 + review LoRA"
+USERS = [
+    ("annotator1", "annotator"),
+    ("annotator2", "annotator"),
+    ("annotator3", "annotator"),
+    ("researcher", "researcher"),
+    ("admin", "admin"),
+]
+DEMO_PASSWORD_SUFFIX = "-demo-pass"
+
+env = dict(os.environ)
+env.setdefault("DEBUG", "1")
+env.setdefault("HF_HUB_OFFLINE", "1")
+env["PYTHONPATH"] = str(ROOT)
+env["PYTHONUNBUFFERED"] = "1"
+
+
+def say(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def manage(*args: str, check: bool = True) -> str:
+    """Run a management command, echo its output, return its last line."""
+    proc = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=True)
+    if proc.stderr.strip():
+        sys.stderr.write(proc.stderr)
+    if check and proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        raise SystemExit(f"demo: `manage.py {' '.join(args)}` failed (exit {proc.returncode})")
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def django_query(code: str) -> str:
+    proc = subprocess.run(
+        [PY, "-c", "import django; django.setup();\n" + code],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "evalsite.settings"}, text=True, capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"demo: query failed: {proc.stderr.strip().splitlines()[-1]}")
+    return proc.stdout.strip()
+
+
+def main() -> None:
+    started = time.monotonic()
+    (ROOT / "var").mkdir(exist_ok=True)
+    say("migrating the SQLite database (var/evalsite.sqlite3)")
+    manage("migrate", "--noinput")
+
+    dataset_exists = django_query(
+        f"from generation.models import Dataset; print(Dataset.objects.filter(name={DATASET!r}).exists())"
+    )
+    if dataset_exists != "True":
+        say("importing 100 evaluation queries (demo/data/eval.jsonl)")
+        manage("import_prompts", "demo/data/eval.jsonl", "--dataset", DATASET)
+
+    log = open(ROOT / "var" / "worker.log", "a")
+    say("starting a Celery worker (filesystem broker, log in var/worker.log)")
+    worker = subprocess.Popen(
+        [PY, "-m", "celery", "-A", "evalsite", "worker", "--pool", "solo", "--concurrency", "1",
+         "--loglevel", "info", "--hostname", "demo-worker@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    server = None
+    try:
+        job_id = django_query(
+            "from generation.models import GenerationJob\n"
+            f"j = GenerationJob.objects.filter(dataset__name={DATASET!r}, status='succeeded').order_by('-id').first()\n"
+            "print(j.id if j else '')"
+        )
+        if not job_id:
+            say("generating 200 answers: pre-trained and fine-tuned, one model load (a few minutes on 2 cores)")
+            job_id = manage(
+                "queue_generation", "--dataset", DATASET, "--base", "smollm2-demo",
+                "--adapter", "demo/adapter", "--max-new-tokens", "64", "--wait",
+            )
+        say(f"generation job {job_id} finished")
+
+        for username, role in USERS:
+            exists = django_query(
+                f"from annotations.models import User; print(User.objects.filter(username={username!r}).exists())"
+            )
+            if exists != "True":
+                manage("create_user", username, "--role", role, "--password", username + DEMO_PASSWORD_SUFFIX)
+
+        campaign_id = django_query(
+            f"from annotations.models import Campaign; c = Campaign.objects.filter(name={CAMPAIGN!r}).first(); "
+            "print(c.id if c else '')"
+        )
+        if not campaign_id:
+            campaign_id = manage("create_campaign", "--job", job_id, "--name", CAMPAIGN, "--overlap", "3")
+        pairs = django_query(f"from annotations.models import Pair; print(Pair.objects.filter(campaign_id={campaign_id}).count())")
+        say(f"campaign {campaign_id} has {pairs} blinded pairs; set-up took {time.monotonic() - started:.0f} s")
+
+        print()
+        print("evalsite demo is ready at http://127.0.0.1:8000")
+        for username, role in USERS:
+            print(f"  {role:<11} {username:<11} password: {username + DEMO_PASSWORD_SUFFIX}")
+        print("Annotators rate pairs; the researcher sees the report at /campaigns/; the admin manages /admin/.")
+        print("Ctrl-C stops the site and the worker.", flush=True)
+        server = subprocess.Popen([PY, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], cwd=ROOT, env=env)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (server, worker):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (server, worker):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    main()
