@@ -86,6 +86,9 @@ class Assignment(models.Model):
     # an open (unrated) assignment holds a slot of its pair until then; after that the slot returns
     locked_until = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # set when the annotator skipped the pair unrated: the slot is free again and the pair comes back
+    # to this annotator only after every other pair they could rate
+    skipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
