@@ -1,0 +1,231 @@
+"""The statistics in `annotations.analysis`, checked against independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import krippendorff
+import numpy as np
+import pytest
+from scipy import stats
+
+from annotations import analysis
+
+
+def test_relevance_means_improvement_and_wilcoxon_match_hand_computation():
+    # prompt 0: two ratings, prompt 1: one, prompt 2: two
+    codes = np.array([0, 0, 1, 2, 2])
+    pt = np.array([2, 4, 3, 1, 2])
+    ft = np.array([4, 4, 5, 2, 2])
+    out = analysis.relevance(codes, pt, ft, 3)
+    pt_means = [3.0, 3.0, 1.5]
+    ft_means = [4.0, 5.0, 2.0]
+    assert out["n_prompts"] == 3
+    assert out["pretrained_mean"] == pytest.approx(sum(pt_means) / 3)
+    assert out["finetuned_mean"] == pytest.approx(sum(ft_means) / 3)
+    assert out["improvement"] == pytest.approx((11 / 3 - 7.5 / 3) / (7.5 / 3))
+    diffs = [f - p for f, p in zip(ft_means, pt_means)]
+    assert out["wilcoxon_p"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
+
+
+def test_bootstrap_ci_is_deterministic_and_contains_the_estimate():
+    rng = np.random.default_rng(1)
+    n = 60
+    codes = np.repeat(np.arange(n), 3)
+    pt = rng.integers(1, 6, size=3 * n)
+    ft = np.clip(pt + rng.integers(-1, 3, size=3 * n), 1, 5)
+    first = analysis.relevance(codes, pt, ft, n)
+    second = analysis.relevance(codes, pt, ft, n)
+    assert first["ci95"] == second["ci95"]
+    lo, hi = first["ci95"]
+    assert lo < first["improvement"] < hi
+
+
+def test_bootstrap_matches_a_plain_loop_over_the_same_resamples():
+    rng = np.random.default_rng(7)
+    pt = rng.uniform(1, 5, 40)
+    ft = rng.uniform(1, 5, 40)
+    lo, hi = analysis.bootstrap_improvement_ci(pt, ft, n_resamples=500, seed=3, chunk_elements=1000)
+    # the same generator stream, one resample at a time
+    gen = np.random.default_rng(3)
+    per_chunk = 1000 // 40
+    estimates = []
+    while len(estimates) < 500:
+        idx = gen.integers(0, 40, size=(min(per_chunk, 500 - len(estimates)), 40), dtype=np.int32)
+        for row in idx:
+            estimates.append((ft[row].mean() - pt[row].mean()) / pt[row].mean())
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(estimates, [2.5, 97.5])))
+
+
+def test_relevance_with_all_equal_scores_has_zero_improvement_and_no_wilcoxon():
+    codes = np.array([0, 1, 2])
+    scores = np.array([3, 3, 3])
+    out = analysis.relevance(codes, scores, scores, 3)
+    assert out["improvement"] == 0
+    assert out["wilcoxon_p"] is None
+    assert "zero" in out["wilcoxon_p_reason"]
+
+
+def test_relevance_of_nothing_is_null_with_reasons():
+    empty = np.array([], dtype=np.int64)
+    out = analysis.relevance(empty, empty, empty, 0)
+    for key in ("pretrained_mean", "finetuned_mean", "improvement", "ci95", "wilcoxon_p"):
+        assert out[key] is None
+        assert out[f"{key}_reason"]
+    assert out["n_prompts"] == 0
+
+
+def test_relevance_of_one_prompt_has_no_ci_and_no_test():
+    out = analysis.relevance(np.array([0]), np.array([2]), np.array([4]), 1)
+    assert out["improvement"] == 1.0
+    assert out["ci95"] is None and "2 prompts" in out["ci95_reason"]
+    assert out["wilcoxon_p"] is None and out["wilcoxon_p_reason"]
+
+
+def test_win_rate_counts_higher_lower_and_equal():
+    out = analysis.win_rate(np.array([1, 2, 3, 4]), np.array([2, 2, 1, 5]))
+    assert (out["finetuned"], out["pretrained"], out["tie"], out["n"]) == (0.5, 0.25, 0.25, 4)
+
+
+def test_position_bias_against_binomtest():
+    left = np.array([5, 4, 3, 3, 1, 5, 4])
+    right = np.array([1, 2, 3, 4, 2, 3, 1])
+    out = analysis.position_bias(left, right)
+    assert out["n"] == 6 and out["left_wins"] == 4
+    assert out["left_win_rate"] == pytest.approx(4 / 6)
+    assert out["p"] == pytest.approx(stats.binomtest(4, 6, 0.5).pvalue)
+
+
+def test_position_bias_with_only_ties_is_null():
+    out = analysis.position_bias(np.array([3, 2]), np.array([3, 2]))
+    assert out["left_win_rate"] is None and out["p"] is None and out["p_reason"]
+
+
+@pytest.mark.parametrize("k,n", [(0, 5), (3, 10), (10, 10), (42, 97)])
+def test_wilson_interval_matches_the_closed_formula(k, n):
+    z = 1.959963984540054
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    lo, hi = analysis.wilson_interval(k, n)
+    assert lo == pytest.approx(max(0, centre - half))
+    assert hi == pytest.approx(min(1, centre + half))
+
+
+def test_majority_verdict_leaves_out_splits_and_empty_verdicts():
+    units = np.array([0, 0, 0, 1, 1, 2, 2, 3])
+    verdicts = np.array([1, 1, 0, 1, 0, -1, -1, 0], dtype=np.int8)
+    assert analysis.majority_verdicts(units, verdicts, 5).tolist() == [1, -1, -1, 0, -1]
+
+
+def test_mcnemar_is_a_binomial_test_on_discordant_prompts():
+    pt = np.array([1, 0, 0, 0, 1, 0, 0, 1])
+    ft = np.array([1, 1, 1, 1, 0, 1, 0, 1])
+    out = analysis.mcnemar_exact(pt, ft)
+    assert (out["only_finetuned"], out["only_pretrained"]) == (4, 1)
+    assert out["p"] == pytest.approx(stats.binomtest(4, 5, 0.5).pvalue)
+
+
+def test_mcnemar_without_discordant_pairs_is_null_with_reason():
+    out = analysis.mcnemar_exact(np.array([1, 0]), np.array([1, 0]))
+    assert out["p"] is None and "discordant" in out["reason"]
+
+
+@pytest.mark.parametrize(
+    "task,answer,label,expected",
+    [
+        ("sentiment", "Negative. It broke.", "negative", True),
+        ("sentiment", "It is neutral or positive", "positive", False),  # the first word counts
+        ("sentiment", "NEGATIVE!", "negative", True),
+        ("sentiment", "Verdict: (negative)", "negative", True),
+        ("sentiment", "negatively", "negative", False),
+        ("recommendation", "No. It leaks; not yes.", "no", True),
+        ("recommendation", "I know nothing", "yes", False),
+        ("recommendation", "Yes!", "yes", True),
+        ("features", "Great battery life and price", "Battery life", True),
+        ("features", "Great screen", "battery life", False),
+        ("my-custom-task", "The answer is 42", "42", True),
+    ],
+)
+def test_task_matchers(task, answer, label, expected):
+    assert analysis.answer_matches(task, answer, label) is expected
+
+
+def test_automated_accuracy_over_labelled_prompts():
+    out = analysis.automated_accuracy("recommendation", [("no", "Yes", "No"), ("yes", "no", "yes sir")])
+    assert (out["pretrained"], out["finetuned"], out["n"]) == (0.0, 1.0, 2)
+    assert analysis.automated_accuracy("sentiment", [])["reason"]
+
+
+def _alpha_inputs(matrix: np.ndarray):
+    raters, units = np.nonzero(~np.isnan(matrix))
+    return units, matrix[raters, units]
+
+
+def test_interval_alpha_matches_krippendorff_on_the_reliability_matrix():
+    matrix = np.array(
+        [
+            [1, 2, 3, 3, 2, 1, 4, 1, 2, np.nan],
+            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5],
+            [np.nan, 3, 3, 3, 2, 3, 4, 2, 2, 5],
+        ]
+    )
+    units, values = _alpha_inputs(matrix)
+    out = analysis.krippendorff_alpha(units, values.astype(int) - 1, 10, 5, "interval")
+    assert out["alpha"] == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval"))
+    assert out["n_units"] == 10
+
+
+def test_nominal_alpha_matches_krippendorff():
+    matrix = np.array([[1, 0, 1, 1, np.nan, 0], [1, 0, 0, 1, 1, 0], [np.nan, 0, 1, 1, 1, np.nan]])
+    units, values = _alpha_inputs(matrix)
+    out = analysis.krippendorff_alpha(units, values.astype(int), 6, 2, "nominal")
+    assert out["alpha"] == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
+
+
+def test_alpha_with_a_single_rater_per_unit_is_null_with_reason():
+    out = analysis.krippendorff_alpha(np.array([0, 1, 2]), np.array([1, 2, 3]), 3, 5, "interval")
+    assert out["alpha"] is None and "fewer than 2 raters" in out["reason"]
+    assert out["n_units"] == 0
+
+
+def test_alpha_with_identical_values_is_null_with_reason():
+    out = analysis.krippendorff_alpha(np.array([0, 0, 1, 1]), np.array([2, 2, 2, 2]), 2, 5, "interval")
+    assert out["alpha"] is None and "variation" in out["reason"]
+
+
+def test_latency_percentiles_and_throughput():
+    lat = np.array([100.0, 200.0, 300.0, np.nan])
+    tokens = np.array([10.0, np.nan, 30.0, 5.0])
+    out = analysis.latency(lat, tokens)
+    assert out["n"] == 3
+    assert out["p50_ms"] == pytest.approx(200.0)
+    assert out["p95_ms"] == pytest.approx(np.percentile([100, 200, 300], 95))
+    assert out["tokens_per_s"] == pytest.approx(40 / 0.4)
+
+
+def test_cost_per_request():
+    out = analysis.cost(np.array([1000.0, 3000.0]), 3.6)
+    assert out["gpu_seconds"] == 4.0
+    assert out["per_request_usd"] == pytest.approx(2.0 * 3.6 / 3600)
+
+
+def test_relevance_claim_is_refused_when_the_ci_includes_zero():
+    rel = {"improvement": 0.05, "ci95": [-0.02, 0.1], "n_prompts": 50}
+    claim = analysis.relevance_claim(rel, "3 ratings each")
+    assert claim["refused"] and "includes 0" in claim["reason"]
+
+
+def test_relevance_claim_is_refused_for_too_few_prompts():
+    rel = {"improvement": 0.5, "ci95": [0.2, 0.8], "n_prompts": 4}
+    assert analysis.relevance_claim(rel, "3 ratings each")["refused"]
+
+
+def test_relevance_claim_reads_with_ci_and_n():
+    rel = {"improvement": 0.85, "ci95": [0.6, 1.1], "n_prompts": 100}
+    claim = analysis.relevance_claim(rel, "3 ratings each")
+    assert not claim["refused"]
+    assert claim["text"] == (
+        "Fine-tuned answers were rated 85% more relevant than pre-trained answers "
+        "(95% CI 60–110%, 100 prompts, 3 ratings each)."
+    )
