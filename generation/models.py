@@ -108,6 +108,9 @@ class Answer(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     device = models.CharField(max_length=100, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
+    # wall time of the whole generate() batch this answer came from; latency_ms is this row's equal
+    # share of it, so summing latency_ms over answers gives the compute time actually spent
+    batch_ms = models.FloatField(null=True, blank=True)
     # true when the fine-tuned adapter could not be loaded and the pre-trained model answered instead
     fallback = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -138,7 +141,35 @@ class ModelLoadAttempt(models.Model):
     error = models.TextField(blank=True)
     seconds = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # the worker process already held this model from an earlier job: no load happened for this job
+    from_cache = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class GenerationChunk(models.Model):
+    """A slice of a job's prompts that one Celery task answers in both roles.
+
+    The prompt ids are frozen when the job is created, so prompts imported into the dataset later do
+    not change a running job. `finished_at` is set once (conditional update), which is how the last
+    chunk to finish knows it is the last one."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    prompt_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    # how many times a worker picked this chunk up (more than 1 after a redelivery)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="chunk_unique_index_per_job")]
+        ordering = ["job_id", "index"]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk {self.index}"
 
 
 class FinetuneRun(models.Model):
