@@ -1,0 +1,471 @@
+"""The campaign report: read the campaign's rows with a few flat queries, compute with numpy.
+
+`campaign_report(campaign)` is the one source of every figure: the report page, the API and the
+`report` command all render this same dict. The statistics themselves live in `analysis`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from annotations import analysis
+from annotations.models import Campaign, Pair, Rating, User
+from generation.models import Answer, FinetuneRun, ModelLoadAttempt, Role
+
+REPORT_KEYS = (
+    "campaign",
+    "n_prompts",
+    "n_ratings",
+    "relevance",
+    "win_rate",
+    "accuracy",
+    "agreement",
+    "position_bias",
+    "reliability",
+    "latency",
+    "cost",
+    "training",
+)
+TRAINING_FIELDS = (
+    "mode",
+    "trainable_params",
+    "total_params",
+    "trainable_pct",
+    "peak_memory_bytes",
+    "wall_seconds",
+    "tokens_per_s",
+    "epochs_run",
+    "best_epoch",
+    "early_stopped",
+    "train_loss",
+    "val_loss",
+)
+
+
+class _Ratings:
+    """The campaign's ratings as parallel numpy arrays, in role terms (one entry per rating)."""
+
+    def __init__(self, rows: list[tuple], pair_ids: np.ndarray) -> None:
+        self.n = len(rows)
+        if rows:
+            cols = list(zip(*rows))
+        else:
+            cols = [()] * 8
+        pair_id = np.fromiter(cols[0], dtype=np.int64, count=self.n)
+        self.pair_codes = np.searchsorted(pair_ids, pair_id)
+        self.annotator_ids = np.fromiter(cols[1], dtype=np.int64, count=self.n)
+        self.finetuned_left = np.fromiter((side == "left" for side in cols[2]), dtype=bool, count=self.n)
+        self.score_left = np.fromiter(cols[3], dtype=np.int64, count=self.n)
+        self.score_right = np.fromiter(cols[4], dtype=np.int64, count=self.n)
+        correct_left = _verdicts(cols[5], self.n)
+        correct_right = _verdicts(cols[6], self.n)
+        self.duration_ms = np.fromiter(
+            (np.nan if d is None else d for d in cols[7]), dtype=np.float64, count=self.n
+        )
+        fl = self.finetuned_left
+        self.finetuned_scores = np.where(fl, self.score_left, self.score_right)
+        self.pretrained_scores = np.where(fl, self.score_right, self.score_left)
+        self.finetuned_verdicts = np.where(fl, correct_left, correct_right)
+        self.pretrained_verdicts = np.where(fl, correct_right, correct_left)
+
+
+def _verdicts(values: tuple, n: int) -> np.ndarray:
+    return np.fromiter((analysis.NO_VERDICT if v is None else int(v) for v in values), dtype=np.int8, count=n)
+
+
+def _fetch_ratings(campaign: Campaign, pair_ids: np.ndarray) -> _Ratings:
+    rows = list(
+        Rating.objects.filter(assignment__pair__campaign=campaign)
+        .order_by()
+        .values_list(
+            "assignment__pair_id",
+            "assignment__annotator_id",
+            "assignment__finetuned_side",
+            "score_left",
+            "score_right",
+            "correct_left",
+            "correct_right",
+            "duration_ms",
+        )
+    )
+    return _Ratings(rows, pair_ids)
+
+
+def _accuracy(campaign: Campaign, ratings: _Ratings, pair_tasks: np.ndarray, n_pairs: int) -> dict[str, Any]:
+    labelled: dict[str, list[tuple[str, str, str]]] = {}
+    for task, label, pt_text, ft_text in (
+        Pair.objects.filter(campaign=campaign)
+        .exclude(prompt__label="")
+        .order_by()
+        .values_list("prompt__task", "prompt__label", "pretrained_answer__text", "finetuned_answer__text")
+    ):
+        labelled.setdefault(task, []).append((label, pt_text, ft_text))
+    rating_tasks = pair_tasks[ratings.pair_codes] if ratings.n else np.array([], dtype=pair_tasks.dtype)
+    out: dict[str, Any] = {}
+    for task in sorted(set(pair_tasks.tolist())):
+        mask = rating_tasks == task
+        block = analysis.human_accuracy(
+            ratings.pair_codes[mask],
+            ratings.pretrained_verdicts[mask],
+            ratings.finetuned_verdicts[mask],
+            n_pairs,
+        )
+        block["n_pairs"] = int((pair_tasks == task).sum())
+        block["n_ratings"] = int(mask.sum())
+        block["automated"] = analysis.automated_accuracy(task, labelled.get(task, []))
+        block["method"] = (
+            "an answer counts when most of its raters who gave a verdict agree (splits and empty verdicts "
+            "are left out); ci95 = Wilson interval; mcnemar_p = exact McNemar test (binomial on discordant "
+            "prompts) over prompts where both answers have a majority verdict"
+        )
+        out[task] = block
+    return out
+
+
+def _answers(campaign: Campaign) -> dict[str, dict[str, np.ndarray]]:
+    rows = list(
+        Answer.objects.filter(job_id=campaign.job_id)
+        .order_by()
+        .values_list("role", "latency_ms", "output_tokens", "fallback")
+    )
+    by_role: dict[str, dict[str, np.ndarray]] = {}
+    for role in analysis.ROLES:
+        mine = [r for r in rows if r[0] == role]
+        by_role[role] = {
+            "latency_ms": np.array([np.nan if r[1] is None else r[1] for r in mine], dtype=np.float64),
+            "output_tokens": np.array([np.nan if r[2] is None else r[2] for r in mine], dtype=np.float64),
+            "fallback": np.array([bool(r[3]) for r in mine], dtype=bool),
+        }
+    return by_role
+
+
+def _reliability(campaign: Campaign, answers: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    job = campaign.job
+    attempts = list(ModelLoadAttempt.objects.filter(job=job).values_list("kind", "success"))
+    made = sum(len(a["fallback"]) for a in answers.values())
+    finetuned_made = len(answers[Role.FINETUNED]["fallback"])
+    fallbacks = int(answers[Role.FINETUNED]["fallback"].sum())
+    out: dict[str, Any] = {
+        "load_attempts": len(attempts),
+        "load_successes": sum(1 for _, ok in attempts if ok),
+        "load_success_rate": None,
+        "fallback_rate": None,
+        "fallback_answers": fallbacks,
+        "generation_success_rate": None,
+        "answers_made": made,
+        "answers_requested": job.total,
+        "method": "load success = successful model/adapter loads / attempts; fallback = fine-tuned answers "
+        "served by the pre-trained model / fine-tuned answers requested (half the job's total); generation "
+        "success = answers made / answers requested",
+    }
+    if attempts:
+        out["load_success_rate"] = out["load_successes"] / len(attempts)
+        by_kind: dict[str, dict[str, int]] = {}
+        for kind, ok in attempts:
+            entry = by_kind.setdefault(kind, {"attempts": 0, "successes": 0})
+            entry["attempts"] += 1
+            entry["successes"] += int(ok)
+        out["load_by_kind"] = by_kind
+    else:
+        out["load_success_rate_reason"] = (
+            "no model loads recorded (answers were imported)" if job.imported else "no model loads recorded yet"
+        )
+    finetuned_requested = job.total // 2 if job.total else finetuned_made
+    if finetuned_requested:
+        out["fallback_rate"] = fallbacks / finetuned_requested
+    else:
+        out["fallback_rate_reason"] = "no fine-tuned answers were requested"
+    if job.total:
+        out["generation_success_rate"] = made / job.total
+    else:
+        out["generation_success_rate_reason"] = "the job records no number of answers requested"
+    return out
+
+
+def _training_run(run: FinetuneRun) -> dict[str, Any]:
+    metrics = run.metrics or {}
+    entry: dict[str, Any] = {"run": run.pk, "status": run.status, "base_model": run.base_model}
+    for field in TRAINING_FIELDS:
+        entry[field] = metrics.get(field)
+    entry["mode"] = entry["mode"] or run.mode
+    missing = [f for f in TRAINING_FIELDS if entry[f] is None]
+    if missing:
+        entry["reason"] = (
+            "training.json not recorded yet" if not metrics else f"training.json lacks: {', '.join(missing)}"
+        )
+    return entry
+
+
+def _training(campaign: Campaign) -> dict[str, Any]:
+    run = campaign.job.finetune_run
+    out: dict[str, Any] = {"runs": [], "n_runs": 0}
+    if run is None:
+        out["reason"] = "no fine-tuning run is linked to this campaign's generation job"
+        return out
+    linked = _training_run(run)
+    out["runs"] = [linked]
+    out["n_runs"] = 1
+    # the linked run's figures also at the top of the block: there is one run per job
+    out.update({k: v for k, v in linked.items() if k not in ("reason",)})
+    if "reason" in linked:
+        out["reason"] = linked["reason"]
+    # LoRA vs full: a finished run of the other mode on the same base model and dataset, if any
+    other = (
+        FinetuneRun.objects.filter(base_model=run.base_model, dataset_id=run.dataset_id, status="succeeded")
+        .exclude(pk=run.pk)
+        .exclude(mode=run.mode)
+        .first()
+    )
+    if other is not None:
+        comparison = _training_run(other)
+        out["comparison"] = comparison
+        ratios: dict[str, Any] = {}
+        for key in ("peak_memory_bytes", "wall_seconds", "trainable_params"):
+            a, b = linked.get(key), comparison.get(key)
+            ratios[key] = (a / b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+        out["ratio_to_comparison"] = ratios
+    return out
+
+
+def _per_annotator(ratings: _Ratings) -> list[dict[str, Any]]:
+    if ratings.n == 0:
+        return []
+    ids, inverse = np.unique(ratings.annotator_ids, return_inverse=True)
+    users = {u.pk: u for u in User.objects.filter(pk__in=ids.tolist()).only("id")}
+    rows = []
+    for code, user_id in enumerate(ids.tolist()):
+        mask = inverse == code
+        durations = ratings.duration_ms[mask]
+        durations = durations[~np.isnan(durations)]
+        scores = np.concatenate([ratings.score_left[mask], ratings.score_right[mask]])
+        user = users.get(user_id) or User(pk=user_id)
+        rows.append(
+            {
+                "annotator": user.pseudonym,
+                "ratings": int(mask.sum()),
+                "mean_score": float(scores.mean()),
+                "median_duration_ms": float(np.median(durations)) if len(durations) else None,
+            }
+        )
+    rows.sort(key=lambda r: (-r["ratings"], r["annotator"]))
+    return rows
+
+
+def _claims(report: dict[str, Any], ratings_per_prompt: str) -> list[dict[str, Any]]:
+    claims = [
+        analysis.relevance_claim(report["relevance"], ratings_per_prompt),
+        analysis.win_rate_claim(report["win_rate"]),
+    ]
+    for task, block in report["accuracy"].items():
+        claims.append(analysis.accuracy_claim(task, block))
+    bias = report["position_bias"]
+    if bias["p"] is not None and bias["p"] < 0.05:
+        claims.append(
+            {
+                "metric": "position_bias",
+                "refused": False,
+                "reason": None,
+                "text": (
+                    f"Caution: raters favoured the left answer in {bias['left_win_rate'] * 100:.0f}% of "
+                    f"{bias['n']} non-tied ratings (exact binomial p = {bias['p']:.3g}); the random left/right "
+                    "order keeps the comparison fair, but individual scores carry this bias."
+                ),
+            }
+        )
+    rel = report["reliability"]
+    if rel["load_success_rate"] is not None:
+        claims.append(
+            {
+                "metric": "reliability",
+                "refused": False,
+                "reason": None,
+                "text": (
+                    f"Model loading succeeded in {rel['load_successes']} of {rel['load_attempts']} attempts "
+                    f"({rel['load_success_rate'] * 100:.0f}%); "
+                    + (
+                        f"{rel['fallback_answers']} fine-tuned answers "
+                        f"({rel['fallback_rate'] * 100:.1f}%) were served by the pre-trained model as fallback."
+                        if rel["fallback_rate"] is not None
+                        else "the fallback rate is unknown."
+                    )
+                ),
+            }
+        )
+    training = report["training"]
+    if training.get("trainable_params") and training.get("total_params"):
+        share = training["trainable_params"] / training["total_params"] * 100
+        claims.append(
+            {
+                "metric": "training.trainable_pct",
+                "refused": False,
+                "reason": None,
+                "text": (
+                    f"{training['mode'] or 'The'} fine-tuning trained {training['trainable_params']:,} of "
+                    f"{training['total_params']:,} parameters ({share:.2f}%)"
+                    + (
+                        f", ran {training['epochs_run']} epochs and kept epoch {training['best_epoch']}"
+                        + (" (early stopping)" if training.get("early_stopped") else "")
+                        if training.get("epochs_run") is not None
+                        else ""
+                    )
+                    + "."
+                ),
+            }
+        )
+    return claims
+
+
+def campaign_report(campaign: Campaign) -> dict[str, Any]:
+    """Every figure of the campaign report (SPEC "Report"), with sample sizes, CIs and reasons."""
+    pairs = list(Pair.objects.filter(campaign=campaign).order_by("id").values_list("id", "prompt__task"))
+    pair_ids = np.array([p[0] for p in pairs], dtype=np.int64)
+    pair_tasks = np.array([p[1] for p in pairs], dtype=object)
+    n_pairs = len(pairs)
+    ratings = _fetch_ratings(campaign, pair_ids)
+
+    ratings_per_pair = np.bincount(ratings.pair_codes, minlength=n_pairs) if n_pairs else np.zeros(0, np.int64)
+    answers = _answers(campaign)
+    all_latency = np.concatenate([answers[r]["latency_ms"] for r in analysis.ROLES])
+    price = float(settings.GPU_HOUR_PRICE_USD)
+
+    report: dict[str, Any] = {
+        "campaign": campaign.pk,
+        "n_prompts": n_pairs,
+        "n_ratings": ratings.n,
+        "relevance": analysis.relevance(
+            ratings.pair_codes, ratings.pretrained_scores, ratings.finetuned_scores, n_pairs
+        ),
+        "win_rate": analysis.win_rate(ratings.pretrained_scores, ratings.finetuned_scores),
+        "accuracy": _accuracy(campaign, ratings, pair_tasks, n_pairs),
+        "agreement": analysis.agreement(
+            ratings.pair_codes,
+            ratings.pretrained_scores,
+            ratings.finetuned_scores,
+            ratings.pretrained_verdicts,
+            ratings.finetuned_verdicts,
+            n_pairs,
+        ),
+        "position_bias": analysis.position_bias(ratings.score_left, ratings.score_right),
+        "reliability": _reliability(campaign, answers),
+        "latency": {
+            role: analysis.latency(answers[role]["latency_ms"], answers[role]["output_tokens"])
+            for role in analysis.ROLES
+        },
+        "cost": analysis.cost(all_latency, price),
+        "training": _training(campaign),
+    }
+    report.update(
+        {
+            "campaign_name": campaign.name,
+            "job": campaign.job_id,
+            "status": campaign.status,
+            "overlap": campaign.overlap,
+            "n_prompts_rated": int((ratings_per_pair > 0).sum()),
+            "n_annotators": int(len(np.unique(ratings.annotator_ids))),
+            "ratings_per_prompt": analysis.ratings_each(ratings_per_pair),
+            "score_distribution": {
+                "pretrained": analysis.score_distribution(ratings.pretrained_scores),
+                "finetuned": analysis.score_distribution(ratings.finetuned_scores),
+            },
+            "per_annotator": _per_annotator(ratings),
+        }
+    )
+    if ratings.n == 0:
+        report["reason"] = "no ratings yet: every human-judged figure is empty"
+    report["claims"] = _claims(report, report["ratings_per_prompt"])
+    return report
+
+
+def _num(value: Any, fmt: str = "{:.3f}", reason: str | None = None) -> str:
+    if value is None:
+        return f"n/a ({reason})" if reason else "n/a"
+    return fmt.format(value)
+
+
+def _ci(ci: list[float] | None, pct: bool = True) -> str:
+    if not ci:
+        return "CI n/a"
+    return f"95% CI {ci[0] * 100:.1f}–{ci[1] * 100:.1f}%" if pct else f"95% CI {ci[0]:.3f}–{ci[1]:.3f}"
+
+
+def report_as_text(report: dict[str, Any]) -> str:
+    """The report as a readable summary for a terminal: figures with n, CI and reasons."""
+    rel = report["relevance"]
+    win = report["win_rate"]
+    agr = report["agreement"]
+    bias = report["position_bias"]
+    reli = report["reliability"]
+    cost = report["cost"]
+    lines = [
+        f"Campaign {report['campaign']} ({report['campaign_name']}): {report['n_prompts']} prompts, "
+        f"{report['n_ratings']} ratings, {report['n_annotators']} annotators, {report['ratings_per_prompt']}",
+        "",
+        "Relevance",
+        f"  pre-trained mean  {_num(rel['pretrained_mean'], reason=rel.get('pretrained_mean_reason'))}",
+        f"  fine-tuned mean   {_num(rel['finetuned_mean'], reason=rel.get('finetuned_mean_reason'))}",
+        f"  improvement       {_num(rel['improvement'], '{:+.1%}', rel.get('improvement_reason'))}  "
+        f"({_ci(rel['ci95']) if rel['ci95'] else 'CI n/a: ' + str(rel.get('ci95_reason'))}, "
+        f"n={rel['n_prompts']} prompts)",
+        f"  Wilcoxon p        {_num(rel['wilcoxon_p'], '{:.3g}', rel.get('wilcoxon_p_reason'))}",
+        "",
+        f"Win rate (n={win['n']} ratings): fine-tuned {_num(win['finetuned'], '{:.1%}')}, "
+        f"pre-trained {_num(win['pretrained'], '{:.1%}')}, tie {_num(win['tie'], '{:.1%}')}",
+        "",
+        "Accuracy (human majority verdicts; automated label match)",
+    ]
+    if not report["accuracy"]:
+        lines.append("  no tasks")
+    for task, block in report["accuracy"].items():
+        for role in analysis.ROLES:
+            r = block[role]
+            lines.append(
+                f"  {task:<16} {role:<11} {_num(r['accuracy'], '{:.1%}', r.get('reason'))}  "
+                f"({_ci(r['ci95'])}, n={r['n']})"
+            )
+        auto = block["automated"]
+        lines.append(
+            f"  {task:<16} McNemar p {_num(block['mcnemar_p'], '{:.3g}', block.get('mcnemar_p_reason'))}; "
+            f"automated pre-trained {_num(auto['pretrained'], '{:.1%}')}, "
+            f"fine-tuned {_num(auto['finetuned'], '{:.1%}', auto.get('reason'))} (n={auto['n']})"
+        )
+    lines += [
+        "",
+        f"Agreement (Krippendorff's alpha, n={agr['n_units']} units): scores "
+        f"{_num(agr['score_alpha'], reason=agr.get('score_alpha_reason'))}, correctness "
+        f"{_num(agr['correct_alpha'], reason=agr.get('correct_alpha_reason'))}",
+        f"Position bias (n={bias['n']} non-tied): left wins "
+        f"{_num(bias['left_win_rate'], '{:.1%}', bias.get('left_win_rate_reason'))}, "
+        f"p {_num(bias['p'], '{:.3g}', bias.get('p_reason'))}",
+        f"Reliability: loads {reli['load_successes']}/{reli['load_attempts']} "
+        f"({_num(reli['load_success_rate'], '{:.1%}', reli.get('load_success_rate_reason'))}), fallback "
+        f"{_num(reli['fallback_rate'], '{:.1%}', reli.get('fallback_rate_reason'))}, generation "
+        f"{reli['answers_made']}/{reli['answers_requested']} "
+        f"({_num(reli['generation_success_rate'], '{:.1%}', reli.get('generation_success_rate_reason'))})",
+    ]
+    for role in analysis.ROLES:
+        lat = report["latency"][role]
+        lines.append(
+            f"Latency {role:<11} p50 {_num(lat['p50_ms'], '{:.0f} ms', lat.get('reason'))}, "
+            f"p95 {_num(lat['p95_ms'], '{:.0f} ms')}, {_num(lat['tokens_per_s'], '{:.1f} tok/s')} (n={lat['n']})"
+        )
+    lines.append(
+        f"Cost: {_num(cost['gpu_seconds'], '{:.1f} GPU s', cost.get('gpu_seconds_reason'))}, "
+        f"{_num(cost['per_request_usd'], '${:.6f}')} per request at ${cost['gpu_hour_price_usd']}/GPU hour"
+    )
+    training = report["training"]
+    if training["n_runs"]:
+        lines.append(
+            f"Training (run {training['run']}, {training['mode']}): trainable {training.get('trainable_params')} of "
+            f"{training.get('total_params')} ({training.get('trainable_pct')}%), epochs {training.get('epochs_run')}, "
+            f"best {training.get('best_epoch')}, early stopped {training.get('early_stopped')}, peak memory "
+            f"{training.get('peak_memory_bytes')} B, {training.get('wall_seconds')} s"
+        )
+    else:
+        lines.append(f"Training: n/a ({training.get('reason')})")
+    lines += ["", "Claims"]
+    for claim in report["claims"]:
+        lines.append(f"  - {claim['text']}" if not claim["refused"] else f"  - refused ({claim['metric']}): {claim['reason']}")
+    return "\n".join(lines) + "\n"
