@@ -42,7 +42,7 @@ def make_job(*, prompts: int = 6, hostile_prompt: int | None = None, dataset_nam
         if not with_answers:
             continue
         for j, role in enumerate((Role.PRETRAINED, Role.FINETUNED)):
-            text = f"Answer {role[:3]}-{i}: it is {'positive' if j else 'negative'}."
+            text = f"Answer {i}{'ab'[j]}: it is {'positive' if j else 'negative'}."
             if hostile_prompt == i and role == Role.FINETUNED:
                 text = HOSTILE
             Answer.objects.create(
