@@ -1,0 +1,212 @@
+"""Importing prompt datasets (JSONL or CSV) and ready-made answers (JSONL).
+
+Every import loads all of its rows or none: each row is validated first, then everything is written in
+one transaction. Any bad input raises DataImportError whose message is one line naming the file, the
+line and the field, e.g. `eval.jsonl line 7: field "task": required`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Answer, Dataset, GenerationJob, JobStatus, Prompt, Role
+
+PROMPT_FIELDS = ("external_id", "task", "text", "context", "reference", "label")
+REQUIRED_FIELDS = ("external_id", "task", "text")
+MAX_LENGTHS = {"external_id": 200, "task": 64, "label": 200}
+ANSWER_FIELDS = (Role.PRETRAINED.value, Role.FINETUNED.value)
+
+
+class DataImportError(Exception):
+    """Bad input for an import; the message is one line naming file, line and field."""
+
+
+@dataclass
+class Row:
+    line: int
+    values: dict[str, str]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(name: str, line: int | None, message: str) -> DataImportError:
+    where = f"{name} line {line}" if line is not None else name
+    return DataImportError(_one_line(f"{where}: {message}"))
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise _fail(path.name, None, "file not found" if not path.exists() else "not a file")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _fail(path.name, None, f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise _fail(path.name, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+        if not isinstance(record, dict):
+            raise _fail(path.name, number, "expected a JSON object")
+        yield number, record
+
+
+def _csv_records(path: Path, text: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise _fail(path.name, 1, f"bad CSV: {exc}") from exc
+    if not header:
+        raise _fail(path.name, None, "no rows")
+    header = [h.strip() for h in header]
+    reader.fieldnames = header
+    for field in required:
+        if field not in header:
+            raise _fail(path.name, 1, f'missing column "{field}"')
+    start = reader.line_num + 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _fail(path.name, start, f"bad CSV: {exc}") from exc
+        if None in record:  # more cells than columns
+            raise _fail(path.name, start, f"{len(header) + len(record[None])} cells for {len(header)} columns")
+        if any(v is None for v in record.values()):
+            raise _fail(path.name, start, f"fewer cells than the {len(header)} columns")
+        if any((v or "").strip() for v in record.values()):
+            yield start, record
+        start = reader.line_num + 1
+
+
+def _clean_field(name: str, line: int, field: str, value: Any, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _fail(name, line, f'field "{field}": must be a string')
+    value = str(value)
+    if field in ("external_id", "task"):
+        value = value.strip()
+    if required and not value.strip():
+        raise _fail(name, line, f'field "{field}": required')
+    limit = MAX_LENGTHS.get(field)
+    if limit and len(value) > limit:
+        raise _fail(name, line, f'field "{field}": longer than {limit} characters')
+    if field == "task":
+        try:
+            validate_slug(value)
+        except ValidationError as exc:
+            raise _fail(name, line, f'field "task": "{value}" is not a slug (letters, digits, - and _)') from exc
+    return value
+
+
+def _read_rows(path: Path, *, extra_required: tuple[str, ...] = (), allow_csv: bool = True) -> list[Row]:
+    """Parse and validate every row; raise on the first problem. Duplicate external ids are errors."""
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        records = _jsonl_records(path, text)
+    elif suffix == ".csv" and allow_csv:
+        records = _csv_records(path, text, REQUIRED_FIELDS + extra_required)
+    else:
+        kinds = ".jsonl or .csv" if allow_csv else ".jsonl"
+        raise _fail(path.name, None, f'unknown format "{suffix or "(no extension)"}" (use {kinds})')
+    rows: list[Row] = []
+    first_seen: dict[str, int] = {}
+    for line, record in records:
+        values = {}
+        for field in PROMPT_FIELDS:
+            values[field] = _clean_field(path.name, line, field, record.get(field), required=field in REQUIRED_FIELDS)
+        for field in extra_required:
+            if field not in record or record[field] is None:
+                raise _fail(path.name, line, f'field "{field}": required')
+            values[field] = _clean_field(path.name, line, field, record[field], required=False)
+        external_id = values["external_id"]
+        if external_id in first_seen:
+            raise _fail(
+                path.name, line, f'field "external_id": duplicate "{external_id}" (first on line {first_seen[external_id]})'
+            )
+        first_seen[external_id] = line
+        rows.append(Row(line, values))
+    if not rows:
+        raise _fail(path.name, None, "no rows")
+    return rows
+
+
+def _prompt_from(row: Row, dataset: Dataset) -> Prompt:
+    return Prompt(dataset=dataset, **{field: row.values[field] for field in PROMPT_FIELDS})
+
+
+def import_prompts(path: str | Path, *, dataset_name: str) -> tuple[Dataset, int]:
+    """Add every prompt of a JSONL or CSV file to the dataset (created if needed), or none of them."""
+    path = Path(path)
+    dataset_name = dataset_name.strip()
+    if not dataset_name:
+        raise DataImportError("--dataset: a name is required")
+    rows = _read_rows(path)
+    with transaction.atomic():
+        dataset, _ = Dataset.objects.get_or_create(name=dataset_name)
+        existing = set(
+            Prompt.objects.filter(dataset=dataset, external_id__in=[r.values["external_id"] for r in rows])
+            .values_list("external_id", flat=True)
+        )
+        for row in rows:
+            if row.values["external_id"] in existing:
+                raise _fail(
+                    path.name, row.line,
+                    f'field "external_id": "{row.values["external_id"]}" is already in dataset "{dataset.name}"',
+                )
+        Prompt.objects.bulk_create([_prompt_from(row, dataset) for row in rows], batch_size=500)
+    return dataset, len(rows)
+
+
+def import_answers(path: str | Path, *, job_name: str) -> GenerationJob:
+    """Bring your own generations: a dataset named after the job, its prompts, a finished job and both
+    answers of every prompt, all or nothing."""
+    path = Path(path)
+    job_name = job_name.strip()
+    if not job_name:
+        raise DataImportError("--job: a name is required")
+    rows = _read_rows(path, extra_required=ANSWER_FIELDS, allow_csv=False)
+    with transaction.atomic():
+        if Dataset.objects.filter(name=job_name).exists():
+            raise DataImportError(f'dataset "{job_name}" already exists: pick another --job name')
+        dataset = Dataset.objects.create(name=job_name, description=f"imported with the answers of {path.name}")
+        prompts = Prompt.objects.bulk_create([_prompt_from(row, dataset) for row in rows], batch_size=500)
+        if any(p.pk is None for p in prompts):  # backends without RETURNING: read the ids back
+            by_external = dict(Prompt.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+            for p in prompts:
+                p.pk = by_external[p.external_id]
+        now = timezone.now()
+        job = GenerationJob.objects.create(
+            name=job_name, dataset=dataset, imported=True, status=JobStatus.SUCCEEDED, total=2 * len(rows),
+            settings={"source": path.name}, started_at=now, finished_at=now,
+        )
+        Answer.objects.bulk_create(
+            [
+                Answer(job=job, prompt=prompt, role=role, text=row.values[role], worker="import")
+                for row, prompt in zip(rows, prompts, strict=True)
+                for role in ANSWER_FIELDS
+            ],
+            batch_size=500,
+        )
+    return job
