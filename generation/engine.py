@@ -1,0 +1,305 @@
+"""Batched answer generation for both roles from one loaded base model (worker side only).
+
+torch, transformers and peft are imported inside functions: importing this module is cheap, but only
+workers and benchmarks call into it.
+
+One base load serves both roles. The adapter is attached with
+`PeftModel.from_pretrained(base, adapter, adapter_name=...)`; pre-trained rows run with the adapter
+disabled and fine-tuned rows with it enabled, in role-homogeneous batches. We measured the
+alternative, peft's mixed-batch inference (`generate(..., adapter_names=["__base__", "finetuned", ...])`,
+both roles of a prompt in one batch), with the demo model on this machine's 2 CPU cores (16 prompts x
+2 roles, 32 new tokens, 16 rows per batch): mixed 11.7-15.5 s, separate batches with the adapter
+disabled/enabled 10.2-11.3 s. Separate batches were no slower, and they keep each role's latency its
+own (a mixed batch would smear the adapter's cost over both roles' latency figures).
+
+Batches are length-sorted (longest first) and left-padded; decoding is greedy unless the job asks for
+sampling. For every row we report:
+- `prompt_tokens`: the prompt's own tokens (padding not counted);
+- `output_tokens`: tokens the model generated up to and including the end-of-sequence token that
+  stopped it (padding after it not counted), or max_new_tokens when it never stopped;
+- `batch_ms`: wall time of the generate() call that produced the row;
+- `latency_ms`: `batch_ms / rows in the batch`, the row's equal share, so summing latency_ms over
+  answers gives the compute time spent (what cost per request is built on). A client waiting for
+  one answer in a batch waits `batch_ms`.
+
+Models stay loaded for the life of the worker process (module-level cache): the worker is started with
+the solo pool, so nothing is loaded, and CUDA is never touched, before a fork.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .modeling import BaseModelRef, ModelLoadError, load_base_model, pick_device
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def use_offline_hub() -> None:
+    """No machine here reaches a model hub: without this, a mistyped hub id spends ~50 s in retries.
+
+    An operator whose GPU workers do reach the hub exports HF_HUB_OFFLINE=0. huggingface_hub reads the
+    variable once at import, so the constant is set too in case it was imported before us."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline = os.environ["HF_HUB_OFFLINE"].strip().lower() in _TRUE
+    try:
+        import huggingface_hub.constants as hub_constants
+    except ImportError:  # pragma: no cover - transformers always brings it
+        return
+    hub_constants.HF_HUB_OFFLINE = offline
+
+
+@dataclass
+class LoadInfo:
+    seconds: float
+    from_cache: bool
+
+
+@dataclass
+class LoadedModel:
+    """A base model in memory, with the adapters attached to it so far (folder -> peft adapter name)."""
+
+    ref: BaseModelRef
+    model: Any  # the base model, or the PeftModel wrapping it once an adapter is attached
+    tokenizer: Any
+    device: str
+    dtype: str
+    load_seconds: float
+    adapters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_peft(self) -> bool:
+        return bool(self.adapters)
+
+
+_CACHE: dict[tuple[str, str, str], LoadedModel] = {}
+
+
+def _cache_key(ref: BaseModelRef, device: str, dtype: str) -> tuple[str, str, str]:
+    return (ref.label, device, dtype)
+
+
+def _default_dtype(device: str, dtype: str | None) -> str:
+    if dtype:
+        return dtype
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def _release(entry: LoadedModel) -> None:
+    entry.model = None
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def load_base(ref: BaseModelRef, *, device: str | None = None, dtype: str | None = None) -> tuple[LoadedModel, LoadInfo]:
+    """The cached model for `ref`, loading it if this process does not hold it yet.
+
+    A worker keeps one base model: loading another one drops the previous (GPU memory is the limit)."""
+    use_offline_hub()
+    device = pick_device(device or os.environ.get("EVALSITE_DEVICE") or None)
+    dtype = _default_dtype(device, dtype or os.environ.get("EVALSITE_DTYPE") or None)
+    key = _cache_key(ref, device, dtype)
+    if key in _CACHE:
+        return _CACHE[key], LoadInfo(seconds=0.0, from_cache=True)
+    for old_key in list(_CACHE):
+        _release(_CACHE.pop(old_key))
+    started = time.perf_counter()
+    model, tokenizer = load_base_model(ref, device=device, dtype=dtype)
+    seconds = time.perf_counter() - started
+    entry = LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=device, dtype=dtype, load_seconds=seconds)
+    _CACHE[key] = entry
+    return entry, LoadInfo(seconds=seconds, from_cache=False)
+
+
+def forget(entry: LoadedModel) -> None:
+    """Drop a cached model (e.g. one a failed adapter load left half-modified)."""
+    for key, value in list(_CACHE.items()):
+        if value is entry:
+            del _CACHE[key]
+    _release(entry)
+
+
+class AdapterLoadError(ModelLoadError):
+    """The adapter could not be attached. `base_damaged` is true when the failed attempt left LoRA
+    layers in the base model, which must then be reloaded before it answers as the pre-trained model."""
+
+    def __init__(self, message: str, *, base_damaged: bool = False) -> None:
+        super().__init__(message)
+        self.base_damaged = base_damaged
+
+
+def _has_lora_layers(model: Any) -> bool:
+    return any(hasattr(module, "lora_A") for module in model.modules())
+
+
+def load_adapter(entry: LoadedModel, adapter_path: str) -> tuple[str, LoadInfo]:
+    """Attach the peft adapter in `adapter_path` to the cached base; returns its peft adapter name."""
+    key = str(Path(adapter_path).expanduser().resolve()) if adapter_path else adapter_path
+    if key in entry.adapters:
+        return entry.adapters[key], LoadInfo(seconds=0.0, from_cache=True)
+    folder = Path(key)
+    if not folder.is_dir():
+        raise AdapterLoadError(f"adapter folder not found: {adapter_path}")
+    if not (folder / "adapter_config.json").is_file():
+        raise AdapterLoadError(f"{adapter_path} has no adapter_config.json: not a peft adapter folder")
+    from peft import PeftModel
+
+    name = "finetuned" if not entry.adapters else f"finetuned_{len(entry.adapters)}"
+    was_plain = not entry.is_peft
+    started = time.perf_counter()
+    try:
+        if was_plain:
+            model = PeftModel.from_pretrained(entry.model, key, adapter_name=name, is_trainable=False)
+        else:
+            entry.model.load_adapter(key, adapter_name=name, is_trainable=False)
+            model = entry.model
+    except Exception as exc:  # peft raises ValueError, OSError, KeyError, RuntimeError... for bad adapters
+        damaged = was_plain and _has_lora_layers(entry.model)
+        raise AdapterLoadError(
+            f"cannot load adapter {adapter_path}: {type(exc).__name__}: {exc}", base_damaged=damaged
+        ) from exc
+    model.to(entry.device)
+    model.eval()
+    entry.model = model
+    entry.adapters[key] = name
+    return name, LoadInfo(seconds=time.perf_counter() - started, from_cache=False)
+
+
+@dataclass
+class Request:
+    """One row to answer. `adapter` is the peft adapter name, or None for the base model."""
+
+    key: Any
+    prompt_text: str
+    adapter: str | None
+
+
+@dataclass
+class Result:
+    key: Any
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_ms: float
+    batch_ms: float
+
+
+def _eos_ids(entry: LoadedModel) -> set[int]:
+    ids: set[int] = set()
+    config_eos = getattr(entry.model.generation_config, "eos_token_id", None) if entry.model is not None else None
+    for value in (config_eos, entry.tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def encode(entry: LoadedModel, text: str) -> list[int]:
+    # A chat template writes its own special tokens; without one the tokenizer adds BOS itself.
+    # (The same rule as fine-tuning, so the adapter sees the input it was trained on.)
+    add_special = not getattr(entry.tokenizer, "chat_template", None)
+    return list(entry.tokenizer(text, add_special_tokens=add_special)["input_ids"])
+
+
+def plan_batches(lengths: Sequence[int], adapters: Sequence[str | None], batch_size: int) -> list[list[int]]:
+    """Row indices grouped into role-homogeneous batches of similar length (longest first)."""
+    order = sorted(range(len(lengths)), key=lambda i: (adapters[i] is not None, adapters[i] or "", -lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and adapters[batches[-1][0]] == adapters[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def generate(
+    entry: LoadedModel,
+    requests: Sequence[Request],
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    seed: int = 0,
+    temperature: float | None = None,
+    top_p: float | None = None,
+) -> Iterator[list[Result]]:
+    """Answer every request; yields the results of each batch as soon as it is done."""
+    import torch
+
+    tokenizer = entry.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos_ids = _eos_ids(entry)
+    encoded = [encode(entry, r.prompt_text) for r in requests]
+    for name in {r.adapter for r in requests if r.adapter is not None}:
+        if name not in entry.adapters.values():
+            raise ValueError(f"adapter {name!r} is not attached to this model")
+    options: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "pad_token_id": pad_id,
+        "eos_token_id": sorted(eos_ids) or None,
+    }
+    if do_sample:
+        if temperature is not None:
+            options["temperature"] = temperature
+        if top_p is not None:
+            options["top_p"] = top_p
+    else:  # greedy: silence the sampling defaults some generation configs carry
+        options.update(temperature=None, top_p=None, top_k=None)
+    for batch in plan_batches([len(e) for e in encoded], [r.adapter for r in requests], batch_size):
+        width = max(len(encoded[i]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids = encoded[i]
+            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids):] = 1
+        input_ids = input_ids.to(entry.device)
+        attention = attention.to(entry.device)
+        adapter = requests[batch[0]].adapter
+        torch.manual_seed(seed)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            if entry.is_peft and adapter is None:
+                with entry.model.disable_adapter():
+                    output = entry.model.generate(input_ids=input_ids, attention_mask=attention, **options)
+            else:
+                if adapter is not None:
+                    entry.model.set_adapter(adapter)
+                output = entry.model.generate(input_ids=input_ids, attention_mask=attention, **options)
+        if entry.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        batch_ms = (time.perf_counter() - started) * 1000.0
+        new_tokens = output[:, width:].tolist()
+        results = []
+        for row, i in enumerate(batch):
+            tokens = new_tokens[row]
+            stop = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
+            produced = tokens if stop is None else tokens[: stop + 1]
+            text = tokenizer.decode(tokens if stop is None else tokens[:stop], skip_special_tokens=True).strip()
+            results.append(
+                Result(
+                    key=requests[i].key, text=text, prompt_tokens=len(encoded[i]), output_tokens=len(produced),
+                    latency_ms=batch_ms / len(batch), batch_ms=batch_ms,
+                )
+            )
+        yield results

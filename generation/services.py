@@ -1,0 +1,467 @@
+"""Generation jobs: creating, queueing, running chunks on workers, finishing, cancelling.
+
+A job is split into chunks of prompts; each chunk is one Celery task (`generation.tasks.run_chunk`)
+that takes the chunk id only, re-reads its rows and makes only the answers still missing, so a
+redelivered task (acks_late, a worker killed mid-chunk) is harmless: the (job, prompt, role) unique
+constraint plus `bulk_create(ignore_conflicts=True)` keeps every answer exactly once. State changes
+are conditional UPDATEs, so two workers racing on the same job cannot both win.
+
+Importing this module does not import torch; only `chunk_run` (worker side) reaches the ML stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from .models import (
+    FINISHED_STATUSES,
+    Answer,
+    Dataset,
+    GenerationChunk,
+    GenerationJob,
+    JobStatus,
+    ModelLoadAttempt,
+    ModelSpec,
+    Prompt,
+    Role,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SETTINGS: dict[str, Any] = {"max_new_tokens": 64, "batch_size": 16, "seed": 0, "do_sample": False}
+LIMITS = {"max_new_tokens": (1, 8192), "batch_size": (1, 4096)}
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def chunk_prompts() -> int:
+    return int(getattr(settings, "GENERATION_CHUNK_PROMPTS", 16))
+
+
+class JobInputError(Exception):
+    """Bad arguments for a new job (unknown dataset, bad settings); nothing was created."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating and queueing
+
+
+def dataset_get(ref: str | int) -> Dataset:
+    """A dataset by name, or by id when given a number that names no dataset."""
+    text = str(ref).strip()
+    dataset = Dataset.objects.filter(name=text).first()
+    if dataset is None and text.isdigit():
+        dataset = Dataset.objects.filter(pk=int(text)).first()
+    if dataset is None:
+        raise JobInputError("dataset", f'no dataset named "{text}"')
+    return dataset
+
+
+def _spec_name(base_model: str, gguf_file: str, adapter_path: str) -> str:
+    label = f"{base_model} [{gguf_file}]" if gguf_file else base_model
+    if adapter_path:
+        label = f"{label} + {adapter_path}"
+    if len(label) > 180:
+        label = f"...{label[-170:]}"
+    return label
+
+
+def model_spec_get_or_create(*, base_model: str, gguf_file: str = "", adapter_path: str = "") -> ModelSpec:
+    """The spec with exactly these fields, made if no job used them before."""
+    spec = ModelSpec.objects.filter(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path).first()
+    if spec is not None:
+        return spec
+    name = _spec_name(base_model, gguf_file, adapter_path)
+    if ModelSpec.objects.filter(name=name).exists():  # a shortened name collided: make it unique
+        digest = hashlib.sha256(f"{base_model}\0{gguf_file}\0{adapter_path}".encode()).hexdigest()[:8]
+        name = f"{name[:190]} #{digest}"
+    return ModelSpec.objects.create(name=name, base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
+
+
+def _check_setting(name: str, value: Any) -> int:
+    low, high = LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise JobInputError(name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def job_create(
+    *,
+    dataset: Dataset,
+    base_model: str,
+    gguf_file: str = "",
+    adapter_path: str = "",
+    max_new_tokens: int = DEFAULT_SETTINGS["max_new_tokens"],
+    batch_size: int = DEFAULT_SETTINGS["batch_size"],
+    seed: int = DEFAULT_SETTINGS["seed"],
+    do_sample: bool = False,
+    name: str = "",
+    created_by: Any = None,
+    finetune_run: Any = None,
+) -> GenerationJob:
+    """A new job over every prompt the dataset has now, in chunks; not queued yet (see job_queue).
+
+    Without an adapter the fine-tuned role is answered by the base model, with fallback=True.
+    An empty dataset gives a job that has already failed, saying why."""
+    base_model = (base_model or "").strip()
+    if not base_model:
+        raise JobInputError("base_model", "required")
+    job_settings = {
+        "max_new_tokens": _check_setting("max_new_tokens", max_new_tokens),
+        "batch_size": _check_setting("batch_size", batch_size),
+        "seed": int(seed),
+        "do_sample": bool(do_sample),
+    }
+    gguf_file = (gguf_file or "").strip()
+    adapter_path = (adapter_path or "").strip()
+    with transaction.atomic():
+        pretrained = model_spec_get_or_create(base_model=base_model, gguf_file=gguf_file)
+        finetuned = model_spec_get_or_create(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
+        prompt_ids = list(Prompt.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True))
+        job = GenerationJob.objects.create(
+            name=name or f"{dataset.name} / {pretrained.name}",
+            dataset=dataset,
+            pretrained_model=pretrained,
+            finetuned_model=finetuned,
+            finetune_run=finetune_run,
+            settings=job_settings,
+            total=2 * len(prompt_ids),
+            created_by=created_by,
+        )
+        if not prompt_ids:
+            GenerationJob.objects.filter(pk=job.pk).update(
+                status=JobStatus.FAILED, error=f'dataset "{dataset.name}" has no prompts', finished_at=timezone.now()
+            )
+            job.refresh_from_db()
+            return job
+        size = chunk_prompts()
+        GenerationChunk.objects.bulk_create(
+            [
+                GenerationChunk(job=job, index=n, prompt_ids=prompt_ids[start : start + size])
+                for n, start in enumerate(range(0, len(prompt_ids), size))
+            ]
+        )
+    return job
+
+
+def _broker_label() -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(settings.CELERY_BROKER_URL))
+
+
+def _send_chunks(job_id: int) -> None:
+    """Publish one task per unfinished chunk. Runs after the job's transaction has committed."""
+    from kombu.exceptions import OperationalError
+
+    from .tasks import run_chunk
+
+    chunk_ids = list(
+        GenerationChunk.objects.filter(job_id=job_id, finished_at__isnull=True).order_by("index").values_list("id", flat=True)
+    )
+    for chunk_id in chunk_ids:
+        try:
+            run_chunk.apply_async(
+                args=[chunk_id],
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
+            )
+        except (OperationalError, OSError) as exc:
+            # Never fall back to running inline: the job fails and says why.
+            message = f"broker unreachable ({_broker_label()}): {type(exc).__name__}: {exc}"
+            logger.error("job %s: %s", job_id, message)
+            job_fail(job_id=job_id, error=" ".join(message.split()))
+            return
+
+
+def job_queue(job: GenerationJob) -> None:
+    """Send the job's chunks to the workers once the current transaction commits.
+
+    If the broker cannot be reached the job ends up failed with an error saying so; callers re-read
+    the job after their transaction to report it."""
+    if job.status != JobStatus.QUEUED:
+        return
+    job_id = job.pk
+    transaction.on_commit(lambda: _send_chunks(job_id))
+
+
+def job_fail(*, job_id: int, error: str) -> bool:
+    """Mark a job failed unless it has already finished. True when this call made the change."""
+    updated = GenerationJob.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
+        status=JobStatus.FAILED, error=error, finished_at=timezone.now()
+    )
+    return updated == 1
+
+
+def job_cancel(*, job: GenerationJob) -> bool:
+    """Cancel a queued or running job. Chunks notice between batches and stop; answers made so far stay."""
+    updated = GenerationJob.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return updated == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress (read side)
+
+
+@dataclass
+class Progress:
+    status: str
+    done: int
+    total: int
+    output_tokens: int
+    elapsed_s: float | None
+    tokens_per_s: float | None
+    eta_s: float | None
+    fallback: int
+    error: str
+
+
+def job_progress(job: GenerationJob) -> Progress:
+    """Answers made so far, output tokens per second of wall time since the job started, and an ETA
+    from the answer rate so far (None until there is something to go on)."""
+    stats = Answer.objects.filter(job=job).aggregate(tokens=Sum("output_tokens"))
+    done = Answer.objects.filter(job=job).count()
+    fallback = Answer.objects.filter(job=job, fallback=True).count()
+    tokens = int(stats["tokens"] or 0)
+    elapsed = None
+    if job.started_at and not job.imported:
+        end = job.finished_at or timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 0.0)
+    tokens_per_s = round(tokens / elapsed, 2) if elapsed and tokens else None
+    eta = None
+    if job.status in ACTIVE_STATUSES and elapsed and done:
+        eta = round((job.total - done) * elapsed / done, 1)
+    return Progress(
+        status=job.status, done=done, total=job.total, output_tokens=tokens, elapsed_s=elapsed,
+        tokens_per_s=tokens_per_s, eta_s=eta, fallback=fallback, error=job.error,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a chunk (worker side)
+
+# Per worker process: which (job, kind, target) loads were already recorded, and which adapters
+# failed for which job, so a job's later chunks fall back at once instead of retrying every chunk.
+# Jobs are keyed by id and creation time: ids come back after a database is reset (or rolled back).
+_recorded_loads: set[tuple[tuple[int, str], str, str]] = set()
+_failed_adapters: dict[tuple[tuple[int, str], str], str] = {}
+
+
+def _job_key(job: GenerationJob) -> tuple[int, str]:
+    return (job.pk, job.created_at.isoformat())
+
+
+def _record_load(
+    job: GenerationJob, *, kind: str, target: str, success: bool, seconds: float | None,
+    error: str = "", from_cache: bool = False, worker: str,
+) -> None:
+    key = (_job_key(job), kind, target)
+    if success and key in _recorded_loads:
+        return
+    _recorded_loads.add(key)
+    ModelLoadAttempt.objects.create(
+        job=job, kind=kind, target=target[:1000], success=success, error=error, seconds=seconds,
+        worker=worker, from_cache=from_cache,
+    )
+
+
+@dataclass
+class RoleModels:
+    entry: Any  # engine.LoadedModel
+    adapter: str | None  # peft adapter name for the fine-tuned role; None = answered by the base
+    fallback: bool
+
+
+def _load_models(job: GenerationJob, worker: str) -> RoleModels:
+    """Load (or reuse) the base and attach the adapter, recording every attempt.
+
+    Raises ModelLoadError when the base cannot be loaded; an adapter that fails means fallback."""
+    from . import engine
+    from .modeling import ModelLoadError, resolve_base
+
+    spec = job.pretrained_model
+    assert spec is not None
+    target = f"{spec.base_model} [{spec.gguf_file}]" if spec.gguf_file else spec.base_model
+    device = job.settings.get("device") or None
+    dtype = job.settings.get("dtype") or None
+
+    def load_base() -> Any:
+        try:
+            ref = resolve_base(spec.base_model, spec.gguf_file)
+            entry, info = engine.load_base(ref, device=device, dtype=dtype)
+        except Exception as exc:  # ModelLoadError, or e.g. out of memory while moving it to the device
+            error = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            _record_load(job, kind="base", target=target, success=False, seconds=None, error=error, worker=worker)
+            raise ModelLoadError(error) from exc
+        _record_load(
+            job, kind="base", target=target, success=True, seconds=round(info.seconds, 3),
+            from_cache=info.from_cache, worker=worker,
+        )
+        return entry
+
+    entry = load_base()
+    adapter_path = job.finetuned_model.adapter_path if job.finetuned_model else ""
+    if not adapter_path:
+        return RoleModels(entry, None, fallback=True)
+    if (_job_key(job), adapter_path) in _failed_adapters:
+        return RoleModels(entry, None, fallback=True)
+    started = time.perf_counter()
+    try:
+        name, info = engine.load_adapter(entry, adapter_path)
+    except engine.AdapterLoadError as exc:
+        _failed_adapters[(_job_key(job), adapter_path)] = str(exc)
+        _record_load(
+            job, kind="adapter", target=adapter_path, success=False,
+            seconds=round(time.perf_counter() - started, 3), error=str(exc), worker=worker,
+        )
+        logger.warning("job %s: %s; the pre-trained model answers for the fine-tuned role", job.pk, exc)
+        if exc.base_damaged:
+            engine.forget(entry)
+            _recorded_loads.discard((_job_key(job), "base", target))
+            entry = load_base()
+        return RoleModels(entry, None, fallback=True)
+    _record_load(
+        job, kind="adapter", target=adapter_path, success=True, seconds=round(info.seconds, 3),
+        from_cache=info.from_cache, worker=worker,
+    )
+    return RoleModels(entry, name, fallback=False)
+
+
+def _finish_chunk(chunk_id: int, job_id: int, status: str, error: str = "") -> None:
+    GenerationChunk.objects.filter(pk=chunk_id, finished_at__isnull=True).update(
+        status=status, error=" ".join(error.split())[:5000], finished_at=timezone.now()
+    )
+    job_finish_if_done(job_id=job_id)
+
+
+def job_finish_if_done(*, job_id: int) -> str | None:
+    """Set the final status once every chunk has finished; returns it (None if not finished now).
+
+    Every chunk calls this after marking itself finished (a committed UPDATE), so the last one to do
+    so sees no unfinished chunk; if two see it at once the conditional UPDATE lets only one win."""
+    if GenerationChunk.objects.filter(job_id=job_id, finished_at__isnull=True).exists():
+        return None
+    job = GenerationJob.objects.get(pk=job_id)
+    done = Answer.objects.filter(job_id=job_id).count()
+    if job.total and done >= job.total:
+        status, error = JobStatus.SUCCEEDED, ""
+    else:
+        status = JobStatus.FAILED if done == 0 else JobStatus.PARTIALLY_FAILED
+        errors = list(
+            dict.fromkeys(
+                GenerationChunk.objects.filter(job_id=job_id, status=JobStatus.FAILED)
+                .exclude(error="")
+                .values_list("error", flat=True)
+            )
+        )
+        error = f"{job.total - done} of {job.total} answers were not made"
+        if errors:
+            error = f"{error}: {'; '.join(errors)}"
+    updated = GenerationJob.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
+        status=status, error=error[:10000], finished_at=timezone.now()
+    )
+    return status if updated else None
+
+
+def _job_status(job_id: int) -> str | None:
+    return GenerationJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+
+
+def chunk_run(*, chunk_id: int) -> None:
+    """Make the missing answers of one chunk (both roles). Safe to run twice.
+
+    Whatever happens, the chunk ends finished (succeeded, failed or cancelled) so the job never
+    stays running; only a lost database connection can leave it for the redelivery to finish."""
+    from . import engine
+    from .modeling import ModelLoadError
+
+    chunk = GenerationChunk.objects.select_related("job__pretrained_model", "job__finetuned_model").filter(pk=chunk_id).first()
+    if chunk is None:
+        return  # the job was deleted after queueing
+    job = chunk.job
+    if job.status in FINISHED_STATUSES:
+        _finish_chunk(chunk.pk, job.pk, JobStatus.CANCELLED, f"not run: the job had already {job.status}")
+        return
+    worker = engine.worker_name()
+    now = timezone.now()
+    GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=now)
+    GenerationChunk.objects.filter(pk=chunk.pk).update(
+        status=JobStatus.RUNNING, worker=worker, attempts=F("attempts") + 1, started_at=now
+    )
+    prompts = list(Prompt.objects.filter(pk__in=chunk.prompt_ids).order_by("id"))
+    existing = set(Answer.objects.filter(job=job, prompt__in=prompts).values_list("prompt_id", "role"))
+    missing = [(p, role) for p in prompts for role in Role.values if (p.pk, role) not in existing]
+    if not missing:
+        _finish_chunk(chunk.pk, job.pk, JobStatus.SUCCEEDED)
+        return
+
+    try:
+        finished_as = _answer_missing(job, missing, worker)
+    except ModelLoadError as exc:
+        # Every chunk would fail the same way: fail the job now so the others stop at once.
+        message = " ".join(f"cannot load the base model: {exc}".split())
+        job_fail(job_id=job.pk, error=message)
+        _finish_chunk(chunk.pk, job.pk, JobStatus.FAILED, message)
+        return
+    except Exception as exc:  # e.g. out of memory: this chunk fails, the job reports it, others go on
+        logger.exception("job %s chunk %s failed", job.pk, chunk.index)
+        _finish_chunk(chunk.pk, job.pk, JobStatus.FAILED, f"chunk {chunk.index}: {type(exc).__name__}: {exc}")
+        return
+    if finished_as == JobStatus.CANCELLED:
+        _finish_chunk(chunk.pk, job.pk, JobStatus.CANCELLED, "job cancelled")
+        return
+    _finish_chunk(chunk.pk, job.pk, JobStatus.SUCCEEDED)
+
+
+def _answer_missing(job: GenerationJob, missing: list[tuple[Prompt, str]], worker: str) -> str:
+    """Generate and save the missing answers batch by batch; stops early if the job is cancelled."""
+    from . import engine
+    from .prompting import render_prompt
+
+    models = _load_models(job, worker)
+    entry = models.entry
+    settings_ = {**DEFAULT_SETTINGS, **job.settings}
+    requests = [
+        engine.Request(
+            key=(prompt.pk, role), prompt_text=render_prompt(entry.tokenizer, prompt),
+            adapter=models.adapter if role == Role.FINETUNED else None,
+        )
+        for prompt, role in missing
+    ]
+    seed = int(settings_["seed"])
+    for results in engine.generate(
+        entry, requests, max_new_tokens=int(settings_["max_new_tokens"]), batch_size=int(settings_["batch_size"]),
+        do_sample=bool(settings_["do_sample"]), seed=seed,
+        temperature=settings_.get("temperature"), top_p=settings_.get("top_p"),
+    ):
+        Answer.objects.bulk_create(
+            [
+                Answer(
+                    job=job, prompt_id=r.key[0], role=r.key[1], text=r.text, prompt_tokens=r.prompt_tokens,
+                    output_tokens=r.output_tokens, latency_ms=round(r.latency_ms, 3), batch_ms=round(r.batch_ms, 3),
+                    worker=worker, device=entry.device, seed=seed,
+                    fallback=models.fallback and r.key[1] == Role.FINETUNED,
+                )
+                for r in results
+            ],
+            ignore_conflicts=True,  # another delivery of this chunk may have made some already
+        )
+        if _job_status(job.pk) == JobStatus.CANCELLED:
+            return JobStatus.CANCELLED
+    return JobStatus.SUCCEEDED
