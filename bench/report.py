@@ -1,0 +1,67 @@
+"""Report benchmark: `campaign_report` over 100,000 ratings of 10,000 prompts in a throwaway SQLite DB.
+
+    .venv/bin/python bench/report.py [--prompts 10000] [--raters 10]
+
+Prints one JSON object on its last line: ratings, prompts, seconds (the first full report: queries
++ statistics, including the 10,000-resample bootstrap), warm_seconds (a second report),
+bootstrap_seconds (the bootstrap alone on 10,000 prompts) and the machine. Never asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _campaign_data import build_campaign, machine, migrate, setup_throwaway_django  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prompts", type=int, default=10_000)
+    parser.add_argument("--raters", type=int, default=10, help="ratings per prompt")
+    parser.add_argument("--annotators", type=int, default=40)
+    args = parser.parse_args()
+
+    setup_throwaway_django()
+    migrate()
+    campaign_id = build_campaign(n_prompts=args.prompts, raters_per_prompt=args.raters, n_annotators=args.annotators)
+
+    import numpy as np
+
+    from annotations import analysis
+    from annotations.models import Campaign
+    from annotations.reporting import campaign_report
+
+    campaign = Campaign.objects.select_related("job", "job__finetune_run").get(pk=campaign_id)
+    started = time.perf_counter()
+    report = campaign_report(campaign)
+    seconds = time.perf_counter() - started
+    # a second run: the first also pays for warming imports (scipy.stats, krippendorff) and caches
+    started = time.perf_counter()
+    campaign_report(campaign)
+    warm_seconds = time.perf_counter() - started
+
+    rng = np.random.default_rng(0)
+    pt = rng.uniform(1, 5, args.prompts)
+    started = time.perf_counter()
+    analysis.bootstrap_improvement_ci(pt, pt + 0.3)
+    bootstrap_seconds = time.perf_counter() - started
+
+    print(json.dumps({
+        "ratings": report["n_ratings"],
+        "prompts": report["n_prompts"],
+        "seconds": round(seconds, 3),
+        "warm_seconds": round(warm_seconds, 3),
+        "bootstrap_seconds": round(bootstrap_seconds, 3),
+        "improvement": report["relevance"]["improvement"],
+        "ci95": report["relevance"]["ci95"],
+        "machine": machine(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
