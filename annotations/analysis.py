@@ -40,7 +40,9 @@ def _f(value: float | np.floating | None) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
-def prompt_means(prompt_codes: np.ndarray, scores: np.ndarray, n_prompts: int) -> tuple[np.ndarray, np.ndarray]:
+def prompt_means(
+    prompt_codes: np.ndarray, scores: np.ndarray, n_prompts: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean score per prompt code (0..n_prompts-1) and the number of ratings behind each mean."""
     counts = np.bincount(prompt_codes, minlength=n_prompts)
     sums = np.bincount(prompt_codes, weights=scores.astype(np.float64), minlength=n_prompts)
@@ -101,7 +103,7 @@ def relevance(
         "ci95": None,
         "wilcoxon_p": None,
         "n_prompts": 0,
-        "n_ratings": int(len(prompt_codes)),
+        "n_ratings": len(prompt_codes),
         "method": (
             "prompt mean = mean score over the prompt's ratings; role mean = mean of prompt means over "
             "prompts rated for both roles; improvement = (finetuned − pretrained) / pretrained; ci95 = "
@@ -127,7 +129,9 @@ def relevance(
     out["finetuned_mean"] = ft_mean
     out["difference"] = ft_mean - pt_mean
     if pt_mean == 0:
-        out["improvement_reason"] = out["ci95_reason"] = "pre-trained mean is zero: a relative change is undefined"
+        out["improvement_reason"] = out["ci95_reason"] = (
+            "pre-trained mean is zero: a relative change is undefined"
+        )
     else:
         out["improvement"] = (ft_mean - pt_mean) / pt_mean
         if n < 2:
@@ -155,7 +159,7 @@ def relevance(
 
 
 def win_rate(pretrained_scores: np.ndarray, finetuned_scores: np.ndarray) -> dict[str, Any]:
-    n = int(len(pretrained_scores))
+    n = len(pretrained_scores)
     out: dict[str, Any] = {
         "finetuned": None,
         "pretrained": None,
@@ -222,7 +226,12 @@ def mcnemar_exact(pretrained: np.ndarray, finetuned: np.ndarray) -> dict[str, An
     """Exact McNemar test on paired verdicts (both arrays 0/1, same prompts)."""
     only_ft = int(((finetuned == 1) & (pretrained == 0)).sum())
     only_pt = int(((pretrained == 1) & (finetuned == 0)).sum())
-    out: dict[str, Any] = {"p": None, "n_pairs": int(len(pretrained)), "only_finetuned": only_ft, "only_pretrained": only_pt}
+    out: dict[str, Any] = {
+        "p": None,
+        "n_pairs": len(pretrained),
+        "only_finetuned": only_ft,
+        "only_pretrained": only_pt,
+    }
     if len(pretrained) == 0:
         out["reason"] = "no prompt has a majority verdict for both answers"
     elif only_ft + only_pt == 0:
@@ -235,7 +244,7 @@ def mcnemar_exact(pretrained: np.ndarray, finetuned: np.ndarray) -> dict[str, An
 def role_accuracy(verdicts: np.ndarray) -> dict[str, Any]:
     """Accuracy over majority verdicts (0/1; -1 entries are left out)."""
     judged = verdicts[verdicts != NO_VERDICT]
-    n = int(len(judged))
+    n = len(judged)
     correct = int(judged.sum())
     out: dict[str, Any] = {"accuracy": None, "ci95": None, "n": n, "correct": correct}
     if n == 0:
@@ -514,7 +523,9 @@ def accuracy_claim(task: str, block: dict[str, Any]) -> dict[str, Any]:
         claim["reason"] = f"only {n} judged answers; at least {MIN_PROMPTS_FOR_CLAIM} are needed for a claim"
         return claim
     p = block.get("mcnemar_p")
-    p_text = f"exact McNemar p = {p:.3g}" if p is not None else block.get("mcnemar_p_reason", "no McNemar test")
+    p_text = (
+        f"exact McNemar p = {p:.3g}" if p is not None else block.get("mcnemar_p_reason", "no McNemar test")
+    )
     text = (
         f"On {task}, human-judged accuracy was {_pct(ft['accuracy'])} for fine-tuned answers "
         f"(95% CI {_pct(ft['ci95'][0])}–{_pct(ft['ci95'][1])}, n={ft['n']}) vs {_pct(pt['accuracy'])} "

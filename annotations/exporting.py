@@ -105,7 +105,10 @@ def export_rows(campaign: Campaign, *, with_usernames: bool = False) -> Iterator
         role_at = {finetuned_side: "finetuned", pretrained_side: "pretrained"}
         preference_role = role_at.get(preference, preference)  # tie / both_bad stay as they are
         rated = rated_at.isoformat()
-        for position, score, correct in (("left", score_left, correct_left), ("right", score_right, correct_right)):
+        for position, score, correct in (
+            ("left", score_left, correct_left),
+            ("right", score_right, correct_right),
+        ):
             role = role_at[position]
             yield {
                 "campaign_id": campaign_id,

@@ -45,6 +45,9 @@ TRAINING_FIELDS = (
 )
 
 
+MODE_NAMES = {"lora": "LoRA", "full": "Full"}
+
+
 class _Ratings:
     """The campaign's ratings as parallel numpy arrays, in role terms (one entry per rating)."""
 
@@ -171,7 +174,9 @@ def _reliability(campaign: Campaign, answers: dict[str, dict[str, np.ndarray]]) 
         out["load_by_kind"] = by_kind
     else:
         out["load_success_rate_reason"] = (
-            "no model loads recorded (answers were imported)" if job.imported else "no model loads recorded yet"
+            "no model loads recorded (answers were imported)"
+            if job.imported
+            else "no model loads recorded yet"
         )
     finetuned_requested = job.total // 2 if job.total else finetuned_made
     if finetuned_requested:
@@ -225,7 +230,9 @@ def _training(campaign: Campaign) -> dict[str, Any]:
         ratios: dict[str, Any] = {}
         for key in ("peak_memory_bytes", "wall_seconds", "trainable_params"):
             a, b = linked.get(key), comparison.get(key)
-            ratios[key] = (a / b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+            ratios[key] = (
+                (a / b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+            )
         out["ratio_to_comparison"] = ratios
     return out
 
@@ -254,68 +261,65 @@ def _per_annotator(ratings: _Ratings) -> list[dict[str, Any]]:
     return rows
 
 
+def _stated(metric: str, text: str) -> dict[str, Any]:
+    return {"metric": metric, "text": text, "refused": False, "reason": None}
+
+
+def _position_bias_claim(bias: dict[str, Any]) -> dict[str, Any] | None:
+    if bias["p"] is None or bias["p"] >= 0.05:
+        return None
+    return _stated(
+        "position_bias",
+        f"Caution: raters favoured the left answer in {bias['left_win_rate'] * 100:.0f}% of {bias['n']} "
+        f"non-tied ratings (exact binomial p = {bias['p']:.3g}); the random left/right order keeps the "
+        "comparison fair, but individual scores carry this bias.",
+    )
+
+
+def _reliability_claim(rel: dict[str, Any]) -> dict[str, Any] | None:
+    if rel["load_success_rate"] is None:
+        return None
+    text = (
+        f"Model loading succeeded in {rel['load_successes']} of {rel['load_attempts']} attempts "
+        f"({rel['load_success_rate'] * 100:.0f}%); "
+    )
+    if rel["fallback_rate"] is None:
+        text += "the fallback rate is unknown."
+    else:
+        text += (
+            f"{rel['fallback_answers']} fine-tuned answer(s) ({rel['fallback_rate'] * 100:.1f}% of those "
+            "requested) were served by the pre-trained model as fallback."
+        )
+    return _stated("reliability", text)
+
+
+def _training_claim(training: dict[str, Any]) -> dict[str, Any] | None:
+    trainable, total = training.get("trainable_params"), training.get("total_params")
+    if not trainable or not total:
+        return None
+    mode = MODE_NAMES.get(training.get("mode") or "", "The")
+    text = (
+        f"{mode} fine-tuning trained {trainable:,} of {total:,} parameters ({trainable / total * 100:.2f}%)"
+    )
+    if training.get("epochs_run") is not None:
+        text += f", ran {training['epochs_run']} epochs and kept epoch {training['best_epoch']}"
+        if training.get("early_stopped"):
+            text += " (early stopping)"
+    return _stated("training.trainable_pct", text + ".")
+
+
 def _claims(report: dict[str, Any], ratings_per_prompt: str) -> list[dict[str, Any]]:
     claims = [
         analysis.relevance_claim(report["relevance"], ratings_per_prompt),
         analysis.win_rate_claim(report["win_rate"]),
     ]
-    for task, block in report["accuracy"].items():
-        claims.append(analysis.accuracy_claim(task, block))
-    bias = report["position_bias"]
-    if bias["p"] is not None and bias["p"] < 0.05:
-        claims.append(
-            {
-                "metric": "position_bias",
-                "refused": False,
-                "reason": None,
-                "text": (
-                    f"Caution: raters favoured the left answer in {bias['left_win_rate'] * 100:.0f}% of "
-                    f"{bias['n']} non-tied ratings (exact binomial p = {bias['p']:.3g}); the random left/right "
-                    "order keeps the comparison fair, but individual scores carry this bias."
-                ),
-            }
-        )
-    rel = report["reliability"]
-    if rel["load_success_rate"] is not None:
-        claims.append(
-            {
-                "metric": "reliability",
-                "refused": False,
-                "reason": None,
-                "text": (
-                    f"Model loading succeeded in {rel['load_successes']} of {rel['load_attempts']} attempts "
-                    f"({rel['load_success_rate'] * 100:.0f}%); "
-                    + (
-                        f"{rel['fallback_answers']} fine-tuned answers "
-                        f"({rel['fallback_rate'] * 100:.1f}%) were served by the pre-trained model as fallback."
-                        if rel["fallback_rate"] is not None
-                        else "the fallback rate is unknown."
-                    )
-                ),
-            }
-        )
-    training = report["training"]
-    if training.get("trainable_params") and training.get("total_params"):
-        share = training["trainable_params"] / training["total_params"] * 100
-        claims.append(
-            {
-                "metric": "training.trainable_pct",
-                "refused": False,
-                "reason": None,
-                "text": (
-                    f"{training['mode'] or 'The'} fine-tuning trained {training['trainable_params']:,} of "
-                    f"{training['total_params']:,} parameters ({share:.2f}%)"
-                    + (
-                        f", ran {training['epochs_run']} epochs and kept epoch {training['best_epoch']}"
-                        + (" (early stopping)" if training.get("early_stopped") else "")
-                        if training.get("epochs_run") is not None
-                        else ""
-                    )
-                    + "."
-                ),
-            }
-        )
-    return claims
+    claims += [analysis.accuracy_claim(task, block) for task, block in report["accuracy"].items()]
+    optional = (
+        _position_bias_claim(report["position_bias"]),
+        _reliability_claim(report["reliability"]),
+        _training_claim(report["training"]),
+    )
+    return claims + [claim for claim in optional if claim is not None]
 
 
 def campaign_report(campaign: Campaign) -> dict[str, Any]:
@@ -326,7 +330,9 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
     n_pairs = len(pairs)
     ratings = _fetch_ratings(campaign, pair_ids)
 
-    ratings_per_pair = np.bincount(ratings.pair_codes, minlength=n_pairs) if n_pairs else np.zeros(0, np.int64)
+    ratings_per_pair = (
+        np.bincount(ratings.pair_codes, minlength=n_pairs) if n_pairs else np.zeros(0, np.int64)
+    )
     answers = _answers(campaign)
     all_latency = np.concatenate([answers[r]["latency_ms"] for r in analysis.ROLES])
     price = float(settings.GPU_HOUR_PRICE_USD)
@@ -364,7 +370,7 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
             "status": campaign.status,
             "overlap": campaign.overlap,
             "n_prompts_rated": int((ratings_per_pair > 0).sum()),
-            "n_annotators": int(len(np.unique(ratings.annotator_ids))),
+            "n_annotators": len(np.unique(ratings.annotator_ids)),
             "ratings_per_prompt": analysis.ratings_each(ratings_per_pair),
             "score_distribution": {
                 "pretrained": analysis.score_distribution(ratings.pretrained_scores),
@@ -400,19 +406,25 @@ def report_as_text(report: dict[str, Any]) -> str:
     reli = report["reliability"]
     cost = report["cost"]
     lines = [
-        f"Campaign {report['campaign']} ({report['campaign_name']}): {report['n_prompts']} prompts, "
-        f"{report['n_ratings']} ratings, {report['n_annotators']} annotators, {report['ratings_per_prompt']}",
+        (
+            f"Campaign {report['campaign']} ({report['campaign_name']}): {report['n_prompts']} prompts, "
+            f"{report['n_ratings']} ratings, {report['n_annotators']} annotators, {report['ratings_per_prompt']}"
+        ),
         "",
         "Relevance",
         f"  pre-trained mean  {_num(rel['pretrained_mean'], reason=rel.get('pretrained_mean_reason'))}",
         f"  fine-tuned mean   {_num(rel['finetuned_mean'], reason=rel.get('finetuned_mean_reason'))}",
-        f"  improvement       {_num(rel['improvement'], '{:+.1%}', rel.get('improvement_reason'))}  "
-        f"({_ci(rel['ci95']) if rel['ci95'] else 'CI n/a: ' + str(rel.get('ci95_reason'))}, "
-        f"n={rel['n_prompts']} prompts)",
+        (
+            f"  improvement       {_num(rel['improvement'], '{:+.1%}', rel.get('improvement_reason'))}  "
+            f"({_ci(rel['ci95']) if rel['ci95'] else 'CI n/a: ' + str(rel.get('ci95_reason'))}, "
+            f"n={rel['n_prompts']} prompts)"
+        ),
         f"  Wilcoxon p        {_num(rel['wilcoxon_p'], '{:.3g}', rel.get('wilcoxon_p_reason'))}",
         "",
-        f"Win rate (n={win['n']} ratings): fine-tuned {_num(win['finetuned'], '{:.1%}')}, "
-        f"pre-trained {_num(win['pretrained'], '{:.1%}')}, tie {_num(win['tie'], '{:.1%}')}",
+        (
+            f"Win rate (n={win['n']} ratings): fine-tuned {_num(win['finetuned'], '{:.1%}')}, "
+            f"pre-trained {_num(win['pretrained'], '{:.1%}')}, tie {_num(win['tie'], '{:.1%}')}"
+        ),
         "",
         "Accuracy (human majority verdicts; automated label match)",
     ]
@@ -433,17 +445,23 @@ def report_as_text(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Agreement (Krippendorff's alpha, n={agr['n_units']} units): scores "
-        f"{_num(agr['score_alpha'], reason=agr.get('score_alpha_reason'))}, correctness "
-        f"{_num(agr['correct_alpha'], reason=agr.get('correct_alpha_reason'))}",
-        f"Position bias (n={bias['n']} non-tied): left wins "
-        f"{_num(bias['left_win_rate'], '{:.1%}', bias.get('left_win_rate_reason'))}, "
-        f"p {_num(bias['p'], '{:.3g}', bias.get('p_reason'))}",
-        f"Reliability: loads {reli['load_successes']}/{reli['load_attempts']} "
-        f"({_num(reli['load_success_rate'], '{:.1%}', reli.get('load_success_rate_reason'))}), fallback "
-        f"{_num(reli['fallback_rate'], '{:.1%}', reli.get('fallback_rate_reason'))}, generation "
-        f"{reli['answers_made']}/{reli['answers_requested']} "
-        f"({_num(reli['generation_success_rate'], '{:.1%}', reli.get('generation_success_rate_reason'))})",
+        (
+            f"Agreement (Krippendorff's alpha, n={agr['n_units']} units): scores "
+            f"{_num(agr['score_alpha'], reason=agr.get('score_alpha_reason'))}, correctness "
+            f"{_num(agr['correct_alpha'], reason=agr.get('correct_alpha_reason'))}"
+        ),
+        (
+            f"Position bias (n={bias['n']} non-tied): left wins "
+            f"{_num(bias['left_win_rate'], '{:.1%}', bias.get('left_win_rate_reason'))}, "
+            f"p {_num(bias['p'], '{:.3g}', bias.get('p_reason'))}"
+        ),
+        (
+            f"Reliability: loads {reli['load_successes']}/{reli['load_attempts']} "
+            f"({_num(reli['load_success_rate'], '{:.1%}', reli.get('load_success_rate_reason'))}), fallback "
+            f"{_num(reli['fallback_rate'], '{:.1%}', reli.get('fallback_rate_reason'))}, generation "
+            f"{reli['answers_made']}/{reli['answers_requested']} "
+            f"({_num(reli['generation_success_rate'], '{:.1%}', reli.get('generation_success_rate_reason'))})"
+        ),
     ]
     for role in analysis.ROLES:
         lat = report["latency"][role]
@@ -467,5 +485,9 @@ def report_as_text(report: dict[str, Any]) -> str:
         lines.append(f"Training: n/a ({training.get('reason')})")
     lines += ["", "Claims"]
     for claim in report["claims"]:
-        lines.append(f"  - {claim['text']}" if not claim["refused"] else f"  - refused ({claim['metric']}): {claim['reason']}")
+        lines.append(
+            f"  - {claim['text']}"
+            if not claim["refused"]
+            else f"  - refused ({claim['metric']}): {claim['reason']}"
+        )
     return "\n".join(lines) + "\n"

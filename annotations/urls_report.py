@@ -5,7 +5,9 @@ from annotations import views_report
 urlpatterns = [
     path("campaigns/", views_report.campaign_list, name="campaign-list"),
     path("campaigns/<int:pk>/report/", views_report.campaign_report_page, name="campaign-report"),
-    path("api/campaigns/<int:pk>/report/", views_report.CampaignReportAPI.as_view(), name="api-campaign-report"),
+    path(
+        "api/campaigns/<int:pk>/report/", views_report.CampaignReportAPI.as_view(), name="api-campaign-report"
+    ),
     path(
         "api/campaigns/<int:pk>/report.json",
         views_report.CampaignReportAPI.as_view(download=True),

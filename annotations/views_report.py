@@ -25,6 +25,7 @@ from annotations import exporting
 from annotations.models import Campaign
 from annotations.reporting import campaign_report
 
+EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 REPORT_READER_MESSAGE = "Only researchers and admins can read reports."
 
 
@@ -86,7 +87,7 @@ def campaign_report_page(request: HttpRequest, pk: int) -> HttpResponse:
 class CampaignReportAPI(APIView):
     """`GET /api/campaigns/{id}/report/`: the report dict; `?download=1` (or `report.json`) as a file."""
 
-    permission_classes = [IsReportReader]
+    permission_classes = (IsReportReader,)
     download = False
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -101,9 +102,8 @@ class CampaignReportAPI(APIView):
 class CampaignExportAPI(APIView):
     """`GET /api/campaigns/{id}/export.csv` / `export.jsonl`: streamed, one row per rating × answer."""
 
-    permission_classes = [IsReportReader]
+    permission_classes = (IsReportReader,)
     fmt = "csv"
-    content_types = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
@@ -111,7 +111,7 @@ class CampaignExportAPI(APIView):
         with_usernames = request.query_params.get("with_usernames") in {"1", "true", "yes"}
         response = StreamingHttpResponse(
             exporting.stream(campaign, fmt=self.fmt, with_usernames=with_usernames),
-            content_type=self.content_types[self.fmt],
+            content_type=EXPORT_CONTENT_TYPES[self.fmt],
         )
         response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-scores.{self.fmt}"'
         return response
@@ -128,14 +128,14 @@ PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 14, 34
 
 def _y_ticks(top: float, n: int = 4, fmt: str = "{:.0f}") -> list[dict[str, Any]]:
     inner = CHART_H - PAD_T - PAD_B
-    return [
-        {"y": PAD_T + inner - inner * i / n, "label": fmt.format(top * i / n)} for i in range(n + 1)
-    ]
+    return [{"y": PAD_T + inner - inner * i / n, "label": fmt.format(top * i / n)} for i in range(n + 1)]
 
 
 def score_distribution_chart(report: dict[str, Any]) -> dict[str, Any]:
     dist = report["score_distribution"]
+    # round the axis up so that 4 ticks fall on whole counts
     top = max([1, *dist["pretrained"], *dist["finetuned"]])
+    top = -(-top // 4) * 4
     inner_w = CHART_W - PAD_L - PAD_R
     inner_h = CHART_H - PAD_T - PAD_B
     group_w = inner_w / 5
@@ -147,12 +147,27 @@ def score_distribution_chart(report: dict[str, Any]) -> dict[str, Any]:
             count = dist[role][i]
             h = inner_h * count / top
             bars.append(
-                {"x": x0 + j * bar_w, "y": PAD_T + inner_h - h, "w": bar_w - 2, "h": h, "role": role,
-                 "title": f"{role}, score {i + 1}: {count} ratings"}
+                {
+                    "x": x0 + j * bar_w,
+                    "y": PAD_T + inner_h - h,
+                    "w": bar_w - 2,
+                    "h": h,
+                    "role": role,
+                    "title": f"{role}, score {i + 1}: {count} ratings",
+                }
             )
         labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": f"score {i + 1}"})
-    return {"w": CHART_W, "h": CHART_H, "bars": bars, "labels": labels, "ticks": _y_ticks(top),
-            "axis_y": PAD_T + inner_h, "pad_l": PAD_L, "right": CHART_W - PAD_R, "label_y": CHART_H - 12}
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "bars": bars,
+        "labels": labels,
+        "ticks": _y_ticks(top),
+        "axis_y": PAD_T + inner_h,
+        "pad_l": PAD_L,
+        "right": CHART_W - PAD_R,
+        "label_y": CHART_H - 12,
+    }
 
 
 def accuracy_chart(report: dict[str, Any]) -> dict[str, Any]:
@@ -169,18 +184,38 @@ def accuracy_chart(report: dict[str, Any]) -> dict[str, Any]:
             if acc is None:
                 continue
             h = inner_h * acc
-            bar = {"x": x0 + j * bar_w, "y": PAD_T + inner_h - h, "w": bar_w - 2, "h": h, "role": role,
-                   "title": f"{task}, {role}: {acc:.0%} (n={block[role]['n']})"}
+            bar = {
+                "x": x0 + j * bar_w,
+                "y": PAD_T + inner_h - h,
+                "w": bar_w - 2,
+                "h": h,
+                "role": role,
+                "title": f"{task}, {role}: {acc:.0%} (n={block[role]['n']})",
+            }
             ci = block[role]["ci95"]
             if ci:
                 cx = bar["x"] + bar["w"] / 2
-                bar["whisker"] = {"x": cx, "x1": cx - 5, "x2": cx + 5, "y1": PAD_T + inner_h * (1 - ci[1]),
-                                  "y2": PAD_T + inner_h * (1 - ci[0])}
+                bar["whisker"] = {
+                    "x": cx,
+                    "x1": cx - 5,
+                    "x2": cx + 5,
+                    "y1": PAD_T + inner_h * (1 - ci[1]),
+                    "y2": PAD_T + inner_h * (1 - ci[0]),
+                }
             bars.append(bar)
         labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": task})
-    return {"w": CHART_W, "h": CHART_H, "bars": bars, "labels": labels,
-            "ticks": _y_ticks(100, fmt="{:.0f}%"), "axis_y": PAD_T + inner_h, "pad_l": PAD_L,
-            "right": CHART_W - PAD_R, "label_y": CHART_H - 12, "empty": not any(b for b in bars)}
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "bars": bars,
+        "labels": labels,
+        "ticks": _y_ticks(100, fmt="{:.0f}%"),
+        "axis_y": PAD_T + inner_h,
+        "pad_l": PAD_L,
+        "right": CHART_W - PAD_R,
+        "label_y": CHART_H - 12,
+        "empty": not any(b for b in bars),
+    }
 
 
 def improvement_chart(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -196,6 +231,18 @@ def improvement_chart(report: dict[str, Any]) -> dict[str, Any] | None:
     def x(v: float) -> float:
         return left + (v - span_lo) / (span_hi - span_lo) * (right - left)
 
-    return {"w": w, "h": h, "zero": x(0.0), "point": x(imp), "lo": x(lo), "hi": x(hi), "y": 34,
-            "label": f"{imp:+.0f}%", "lo_label": f"{lo:.0f}%", "hi_label": f"{hi:.0f}%",
-            "has_ci": rel["ci95"] is not None, "axis_left": left, "axis_right": right}
+    return {
+        "w": w,
+        "h": h,
+        "zero": x(0.0),
+        "point": x(imp),
+        "lo": x(lo),
+        "hi": x(hi),
+        "y": 34,
+        "label": f"{imp:+.0f}%",
+        "lo_label": f"{lo:.0f}%",
+        "hi_label": f"{hi:.0f}%",
+        "has_ci": rel["ci95"] is not None,
+        "axis_left": left,
+        "axis_right": right,
+    }

@@ -36,8 +36,10 @@ def migrate() -> None:
 
 
 def machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, {platform.system()}, " \
+    return (
+        f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, {platform.system()}, "
         f"Python {platform.python_version()}, SQLite".replace("  ", " ")
+    )
 
 
 def build_campaign(*, n_prompts: int, raters_per_prompt: int, n_annotators: int, seed: int = 0) -> int:
@@ -55,14 +57,21 @@ def build_campaign(*, n_prompts: int, raters_per_prompt: int, n_annotators: int,
     started = time.perf_counter()
     with transaction.atomic():
         dataset = Dataset.objects.create(name="bench")
-        job = GenerationJob.objects.create(name="bench", dataset=dataset, total=2 * n_prompts, status="succeeded")
+        job = GenerationJob.objects.create(
+            name="bench", dataset=dataset, total=2 * n_prompts, status="succeeded"
+        )
         ModelLoadAttempt.objects.bulk_create(
             [ModelLoadAttempt(job=job, kind=k, target="m", success=True) for k in ("base", "adapter")]
         )
         prompts = Prompt.objects.bulk_create(
             [
-                Prompt(dataset=dataset, external_id=f"p{i}", task=tasks[i % 4], text=f"question {i}",
-                       label=labels[tasks[i % 4]])
+                Prompt(
+                    dataset=dataset,
+                    external_id=f"p{i}",
+                    task=tasks[i % 4],
+                    text=f"question {i}",
+                    label=labels[tasks[i % 4]],
+                )
                 for i in range(n_prompts)
             ],
             batch_size=batch,
@@ -70,8 +79,14 @@ def build_campaign(*, n_prompts: int, raters_per_prompt: int, n_annotators: int,
         latency = rng.gamma(4.0, 300.0, size=2 * n_prompts)
         answers = Answer.objects.bulk_create(
             [
-                Answer(job=job, prompt=p, role=role, text=f"Yes, positive: battery answer {p.pk} {role}",
-                       latency_ms=float(latency[2 * i + r]), output_tokens=int(40 + (i % 50)))
+                Answer(
+                    job=job,
+                    prompt=p,
+                    role=role,
+                    text=f"Yes, positive: battery answer {p.pk} {role}",
+                    latency_ms=float(latency[2 * i + r]),
+                    output_tokens=int(40 + (i % 50)),
+                )
                 for i, p in enumerate(prompts)
                 for r, role in enumerate(("pretrained", "finetuned"))
             ],
@@ -80,7 +95,12 @@ def build_campaign(*, n_prompts: int, raters_per_prompt: int, n_annotators: int,
         campaign = Campaign.objects.create(name="bench", job=job, overlap=raters_per_prompt)
         pairs = Pair.objects.bulk_create(
             [
-                Pair(campaign=campaign, prompt=p, pretrained_answer=answers[2 * i], finetuned_answer=answers[2 * i + 1])
+                Pair(
+                    campaign=campaign,
+                    prompt=p,
+                    pretrained_answer=answers[2 * i],
+                    finetuned_answer=answers[2 * i + 1],
+                )
                 for i, p in enumerate(prompts)
             ],
             batch_size=batch,
@@ -103,8 +123,11 @@ def build_campaign(*, n_prompts: int, raters_per_prompt: int, n_annotators: int,
             for k in range(start, stop):
                 i, j = divmod(k, raters_per_prompt)
                 assignments.append(
-                    Assignment(pair=pairs[i], annotator=users[(offsets[i] + j) % n_annotators],
-                               finetuned_side="left" if sides[k] else "right")
+                    Assignment(
+                        pair=pairs[i],
+                        annotator=users[(offsets[i] + j) % n_annotators],
+                        finetuned_side="left" if sides[k] else "right",
+                    )
                 )
             assignments = Assignment.objects.bulk_create(assignments)
             ratings = []
@@ -113,10 +136,15 @@ def build_campaign(*, n_prompts: int, raters_per_prompt: int, n_annotators: int,
                 pt, ft = int(pt_scores[k]), int(ft_scores[k])
                 v_pt, v_ft = (None if v < 0 else bool(v) for v in verdict[k])
                 ratings.append(
-                    Rating(assignment=assignment, score_left=ft if ft_left else pt, score_right=pt if ft_left else ft,
-                           correct_left=v_ft if ft_left else v_pt, correct_right=v_pt if ft_left else v_ft,
-                           preference="left" if ft > pt else ("right" if pt > ft else "tie"),
-                           duration_ms=int(durations[k]))
+                    Rating(
+                        assignment=assignment,
+                        score_left=ft if ft_left else pt,
+                        score_right=pt if ft_left else ft,
+                        correct_left=v_ft if ft_left else v_pt,
+                        correct_right=v_pt if ft_left else v_ft,
+                        preference="left" if ft > pt else ("right" if pt > ft else "tie"),
+                        duration_ms=int(durations[k]),
+                    )
                 )
             Rating.objects.bulk_create(ratings)
     print(f"built {n_prompts} prompts, {n} ratings in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _campaign_data import build_campaign, machine, migrate, setup_throwaway_django  # noqa: E402
+from _campaign_data import build_campaign, machine, migrate, setup_throwaway_django
 
 
 def _rss_mb() -> float:
@@ -52,8 +52,13 @@ def export(var_dir: str, campaign_id: int, fmt: str) -> dict:
     seconds = time.perf_counter() - started
     if fmt == "csv":
         rows -= 1  # header
-    return {"rows": rows, "peak_rss_mb": round(_rss_mb(), 1), "baseline_rss_mb": round(baseline, 1),
-            "seconds": round(seconds, 2), "chars": size}
+    return {
+        "rows": rows,
+        "peak_rss_mb": round(_rss_mb(), 1),
+        "baseline_rss_mb": round(baseline, 1),
+        "seconds": round(seconds, 2),
+        "chars": size,
+    }
 
 
 def main() -> None:
@@ -70,9 +75,21 @@ def main() -> None:
 
     var_dir = tempfile.mkdtemp(prefix="evalsite-bench-")
     child = subprocess.run(
-        [sys.executable, __file__, "--build-only", var_dir, "--prompts", str(args.prompts),
-         "--raters", str(args.raters), "--annotators", str(args.annotators)],
-        check=True, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--build-only",
+            var_dir,
+            "--prompts",
+            str(args.prompts),
+            "--raters",
+            str(args.raters),
+            "--annotators",
+            str(args.annotators),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     campaign_id = int(child.stdout.strip().splitlines()[-1])
     result = export(var_dir, campaign_id, args.format)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _campaign_data import build_campaign, machine, migrate, setup_throwaway_django  # noqa: E402
+from _campaign_data import build_campaign, machine, migrate, setup_throwaway_django
 
 
 def main() -> None:
@@ -28,7 +28,9 @@ def main() -> None:
 
     setup_throwaway_django()
     migrate()
-    campaign_id = build_campaign(n_prompts=args.prompts, raters_per_prompt=args.raters, n_annotators=args.annotators)
+    campaign_id = build_campaign(
+        n_prompts=args.prompts, raters_per_prompt=args.raters, n_annotators=args.annotators
+    )
 
     import numpy as np
 
@@ -51,16 +53,20 @@ def main() -> None:
     analysis.bootstrap_improvement_ci(pt, pt + 0.3)
     bootstrap_seconds = time.perf_counter() - started
 
-    print(json.dumps({
-        "ratings": report["n_ratings"],
-        "prompts": report["n_prompts"],
-        "seconds": round(seconds, 3),
-        "warm_seconds": round(warm_seconds, 3),
-        "bootstrap_seconds": round(bootstrap_seconds, 3),
-        "improvement": report["relevance"]["improvement"],
-        "ci95": report["relevance"]["ci95"],
-        "machine": machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "ratings": report["n_ratings"],
+                "prompts": report["n_prompts"],
+                "seconds": round(seconds, 3),
+                "warm_seconds": round(warm_seconds, 3),
+                "bootstrap_seconds": round(bootstrap_seconds, 3),
+                "improvement": report["relevance"]["improvement"],
+                "ci95": report["relevance"]["ci95"],
+                "machine": machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -172,7 +172,9 @@ def test_interval_alpha_matches_krippendorff_on_the_reliability_matrix():
     )
     units, values = _alpha_inputs(matrix)
     out = analysis.krippendorff_alpha(units, values.astype(int) - 1, 10, 5, "interval")
-    assert out["alpha"] == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval"))
+    assert out["alpha"] == pytest.approx(
+        krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval")
+    )
     assert out["n_units"] == 10
 
 
@@ -180,7 +182,9 @@ def test_nominal_alpha_matches_krippendorff():
     matrix = np.array([[1, 0, 1, 1, np.nan, 0], [1, 0, 0, 1, 1, 0], [np.nan, 0, 1, 1, 1, np.nan]])
     units, values = _alpha_inputs(matrix)
     out = analysis.krippendorff_alpha(units, values.astype(int), 6, 2, "nominal")
-    assert out["alpha"] == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
+    assert out["alpha"] == pytest.approx(
+        krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
+    )
 
 
 def test_alpha_with_a_single_rater_per_unit_is_null_with_reason():

@@ -79,15 +79,15 @@ def test_neutralise_prefixes_formula_cells(payload):
 def test_formula_payloads_in_stored_values_are_neutralised_in_csv(db):
     from annotations.models import User
 
-    prompts = [("=HYPERLINK(\"http://x\")", "+task", "", "a", "b"), ("@evil", "-cmd", "", "c", "d")]
+    prompts = [('=HYPERLINK("http://x")', "+task", "", "a", "b"), ("@evil", "-cmd", "", "c", "d")]
     ratings = [
-        ("=HYPERLINK(\"http://x\")", 0, "left", 2, 3, None, None, "tie"),
+        ('=HYPERLINK("http://x")', 0, "left", 2, 3, None, None, "tie"),
         ("@evil", 1, "right", 4, 1, True, False, "pretrained"),
     ]
     hc = build_hand_campaign(prompts=prompts, ratings=ratings, name="formula")
     User.objects.filter(pk=hc.annotators[0].pk).update(username="=cmd|'/C calc'!A0")
     rows = _csv(hc.campaign, with_usernames=True)
-    assert {r["prompt_external_id"] for r in rows} == {"'=HYPERLINK(\"http://x\")", "'@evil"}
+    assert {r["prompt_external_id"] for r in rows} == {'\'=HYPERLINK("http://x")', "'@evil"}
     assert {r["task"] for r in rows} == {"'+task", "'-cmd"}
     assert "'=cmd|'/C calc'!A0" in {r["annotator"] for r in rows}
     for row in rows:
@@ -121,7 +121,9 @@ def test_export_command_writes_csv_to_stdout_and_jsonl_to_a_file(hand, tmp_path)
     call_command("export_scores", "--campaign", str(hand.campaign.pk), stdout=out)
     assert out.getvalue() == "".join(exporting.stream_csv(hand.campaign))
     path = tmp_path / "scores.jsonl"
-    call_command("export_scores", "--campaign", str(hand.campaign.pk), "--format", "jsonl", "--output", str(path))
+    call_command(
+        "export_scores", "--campaign", str(hand.campaign.pk), "--format", "jsonl", "--output", str(path)
+    )
     assert path.read_text(encoding="utf-8") == "".join(exporting.stream_jsonl(hand.campaign))
 
 
@@ -132,4 +134,6 @@ def test_export_command_names_an_unknown_campaign(db):
 
 def test_export_command_names_an_unwritable_output(hand, tmp_path):
     with pytest.raises(CommandError, match="--output: cannot write"):
-        call_command("export_scores", "--campaign", str(hand.campaign.pk), "--output", str(tmp_path / "no" / "x.csv"))
+        call_command(
+            "export_scores", "--campaign", str(hand.campaign.pk), "--output", str(tmp_path / "no" / "x.csv")
+        )

@@ -37,11 +37,23 @@ def test_report_has_every_spec_key(report, hand):
     assert list(report)[: len(REPORT_KEYS)] == list(REPORT_KEYS)
     assert report["campaign"] == hand.campaign.pk
     assert report["n_prompts"] == 4 and report["n_ratings"] == 9
-    assert set(report["relevance"]) >= {"pretrained_mean", "finetuned_mean", "improvement", "ci95", "wilcoxon_p", "n_prompts"}
+    assert set(report["relevance"]) >= {
+        "pretrained_mean",
+        "finetuned_mean",
+        "improvement",
+        "ci95",
+        "wilcoxon_p",
+        "n_prompts",
+    }
     assert set(report["win_rate"]) >= {"finetuned", "pretrained", "tie", "n"}
     assert set(report["agreement"]) >= {"score_alpha", "correct_alpha", "n_units"}
     assert set(report["position_bias"]) >= {"left_win_rate", "p"}
-    assert set(report["reliability"]) >= {"load_attempts", "load_success_rate", "fallback_rate", "generation_success_rate"}
+    assert set(report["reliability"]) >= {
+        "load_attempts",
+        "load_success_rate",
+        "fallback_rate",
+        "generation_success_rate",
+    }
     assert set(report["cost"]) >= {"gpu_seconds", "per_request_usd", "gpu_hour_price_usd"}
     json.dumps(report)  # plain JSON, no numpy scalars
 
@@ -65,7 +77,9 @@ def test_bootstrap_ci_is_the_same_on_every_run(hand, report):
 
 def test_win_rate_counts_ratings(report):
     win = report["win_rate"]
-    assert (win["finetuned"], win["pretrained"], win["tie"], win["n"]) == pytest.approx((6 / 9, 1 / 9, 2 / 9, 9))
+    assert (win["finetuned"], win["pretrained"], win["tie"], win["n"]) == pytest.approx(
+        (6 / 9, 1 / 9, 2 / 9, 9)
+    )
 
 
 def test_human_accuracy_uses_majority_verdicts_and_wilson(report):
@@ -132,7 +146,9 @@ def test_reliability_latency_cost(report):
     assert reli["fallback_rate"] == pytest.approx(1 / 5)  # one fallback of five fine-tuned answers requested
     assert reli["generation_success_rate"] == pytest.approx(8 / 10)
     pt, ft = report["latency"]["pretrained"], report["latency"]["finetuned"]
-    assert (pt["p50_ms"], pt["p95_ms"], pt["n"]) == pytest.approx((250, np.percentile([100, 200, 300, 400], 95), 4))
+    assert (pt["p50_ms"], pt["p95_ms"], pt["n"]) == pytest.approx(
+        (250, np.percentile([100, 200, 300, 400], 95), 4)
+    )
     assert pt["tokens_per_s"] == pytest.approx(100 / 1.0)
     assert (ft["p50_ms"], ft["n"]) == (2000, 3)
     assert ft["tokens_per_s"] == pytest.approx(180 / 6.0)
@@ -145,8 +161,18 @@ def test_reliability_latency_cost(report):
 def test_training_block_carries_the_linked_runs_metrics(report):
     training = report["training"]
     assert training["n_runs"] == 1
-    for key in ("trainable_params", "total_params", "trainable_pct", "peak_memory_bytes", "wall_seconds",
-                "epochs_run", "best_epoch", "early_stopped", "train_loss", "val_loss"):
+    for key in (
+        "trainable_params",
+        "total_params",
+        "trainable_pct",
+        "peak_memory_bytes",
+        "wall_seconds",
+        "epochs_run",
+        "best_epoch",
+        "early_stopped",
+        "train_loss",
+        "val_loss",
+    ):
         assert training[key] == TRAINING_METRICS[key]
         assert training["runs"][0][key] == TRAINING_METRICS[key]
 
@@ -203,7 +229,10 @@ def test_all_equal_scores_have_no_wilcoxon_and_no_alpha(db):
     report = campaign_report(build_hand_campaign(ratings=flat, name="flat").campaign)
     rel = report["relevance"]
     assert rel["improvement"] == 0 and rel["wilcoxon_p"] is None and rel["wilcoxon_p_reason"]
-    assert report["agreement"]["score_alpha"] is None and "variation" in report["agreement"]["score_alpha_reason"]
+    assert (
+        report["agreement"]["score_alpha"] is None
+        and "variation" in report["agreement"]["score_alpha_reason"]
+    )
     assert report["win_rate"]["tie"] == 1.0
     # no verdicts at all: accuracy left out, with reasons
     sentiment = report["accuracy"]["sentiment"]
@@ -233,3 +262,34 @@ def test_report_command_text_format_shows_n_and_ci(hand):
 def test_report_command_names_an_unknown_campaign(db):
     with pytest.raises(CommandError, match="--campaign: no campaign with id 999"):
         call_command("report", "--campaign", "999")
+
+
+def test_training_claim_states_the_trainable_share_as_measured(report):
+    claim = next(c for c in report["claims"] if c["metric"] == "training.trainable_pct")
+    assert claim["text"] == (
+        "LoRA fine-tuning trained 4,505,600 of 1,104,553,984 parameters (0.41%), ran 14 epochs and kept epoch 4 "
+        "(early stopping)."
+    )
+
+
+def test_training_compares_lora_with_a_full_run_of_the_same_model_and_dataset(hand):
+    from generation.models import FinetuneRun
+
+    lora = hand.job.finetune_run
+    FinetuneRun.objects.create(
+        dataset=lora.dataset,
+        base_model=lora.base_model,
+        output_dir="/tmp/full",
+        mode="full",
+        status="succeeded",
+        metrics={
+            **TRAINING_METRICS,
+            "mode": "full",
+            "trainable_params": 1_104_553_984,
+            "peak_memory_bytes": 12e9,
+        },
+    )
+    training = campaign_report(hand.campaign)["training"]
+    assert training["comparison"]["mode"] == "full"
+    assert training["ratio_to_comparison"]["peak_memory_bytes"] == pytest.approx(3e9 / 12e9)
+    assert training["ratio_to_comparison"]["trainable_params"] == pytest.approx(4_505_600 / 1_104_553_984)

@@ -74,7 +74,9 @@ class HandCampaign:
     ratings: list = field(default_factory=list)  # Rating rows in RATINGS order
 
 
-def build_hand_campaign(*, ratings=RATINGS, prompts=PROMPTS, with_training: bool = True, name: str = "hand") -> HandCampaign:
+def build_hand_campaign(
+    *, ratings=RATINGS, prompts=PROMPTS, with_training: bool = True, name: str = "hand"
+) -> HandCampaign:
     from annotations.models import Assignment, Campaign, Pair, Rating, User
     from generation.models import Answer, Dataset, FinetuneRun, GenerationJob, ModelLoadAttempt, Prompt
 
@@ -82,31 +84,51 @@ def build_hand_campaign(*, ratings=RATINGS, prompts=PROMPTS, with_training: bool
     run = None
     if with_training:
         run = FinetuneRun.objects.create(
-            dataset=dataset, base_model="tiny", output_dir="/tmp/x", status="succeeded", metrics=TRAINING_METRICS
+            dataset=dataset,
+            base_model="tiny",
+            output_dir="/tmp/x",
+            status="succeeded",
+            metrics=TRAINING_METRICS,
         )
     # five prompts were requested; the fifth failed for both roles, so it has no pair
-    job = GenerationJob.objects.create(name=f"job-{name}", dataset=dataset, total=10, status="partially_failed", finetune_run=run)
+    job = GenerationJob.objects.create(
+        name=f"job-{name}", dataset=dataset, total=10, status="partially_failed", finetune_run=run
+    )
     ModelLoadAttempt.objects.create(job=job, kind="base", target="tiny", success=True)
     ModelLoadAttempt.objects.create(job=job, kind="adapter", target="adapter", success=False, error="missing")
     ModelLoadAttempt.objects.create(job=job, kind="adapter", target="adapter", success=True)
     campaign = Campaign.objects.create(name=name, job=job, overlap=3)
     annotators = [
         # no password: hashing one costs a second per user and these raters never log in
-        User.objects.create(username=f"{name}-rater{i}", role="annotator") for i in range(3)
+        User.objects.create(username=f"{name}-rater{i}", role="annotator")
+        for i in range(3)
     ]
     hc = HandCampaign(campaign=campaign, job=job, annotators=annotators)
     for i, (external_id, task, label, pt_text, ft_text) in enumerate(prompts):
-        prompt = Prompt.objects.create(dataset=dataset, external_id=external_id, task=task, text=f"q {i}", label=label)
+        prompt = Prompt.objects.create(
+            dataset=dataset, external_id=external_id, task=task, text=f"q {i}", label=label
+        )
         pt_lat, pt_tok = PRETRAINED_LATENCY[i % 4]
         ft_lat, ft_tok = FINETUNED_LATENCY[i % 4]
-        pt = Answer.objects.create(job=job, prompt=prompt, role="pretrained", text=pt_text, latency_ms=pt_lat, output_tokens=pt_tok)
+        pt = Answer.objects.create(
+            job=job, prompt=prompt, role="pretrained", text=pt_text, latency_ms=pt_lat, output_tokens=pt_tok
+        )
         ft = Answer.objects.create(
-            job=job, prompt=prompt, role="finetuned", text=ft_text, latency_ms=ft_lat, output_tokens=ft_tok,
+            job=job,
+            prompt=prompt,
+            role="finetuned",
+            text=ft_text,
+            latency_ms=ft_lat,
+            output_tokens=ft_tok,
             fallback=(external_id == "p4"),
         )
-        hc.pairs[external_id] = Pair.objects.create(campaign=campaign, prompt=prompt, pretrained_answer=pt, finetuned_answer=ft)
+        hc.pairs[external_id] = Pair.objects.create(
+            campaign=campaign, prompt=prompt, pretrained_answer=pt, finetuned_answer=ft
+        )
     for n, (external_id, rater, side, pt_score, ft_score, pt_ok, ft_ok, pref) in enumerate(ratings):
-        assignment = Assignment.objects.create(pair=hc.pairs[external_id], annotator=annotators[rater], finetuned_side=side)
+        assignment = Assignment.objects.create(
+            pair=hc.pairs[external_id], annotator=annotators[rater], finetuned_side=side
+        )
         left_is_ft = side == "left"
         hc.ratings.append(
             Rating.objects.create(
