@@ -43,6 +43,7 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def chunk_prompts() -> int:
+    """Prompts per chunk (one Celery task): small enough that a lost worker costs little work."""
     return int(getattr(settings, "GENERATION_CHUNK_PROMPTS", 16))
 
 
@@ -111,6 +112,7 @@ def job_create(
     name: str = "",
     created_by: Any = None,
     finetune_run: Any = None,
+    chunk_size: int | None = None,
 ) -> GenerationJob:
     """A new job over every prompt the dataset has now, in chunks; not queued yet (see job_queue).
 
@@ -119,6 +121,8 @@ def job_create(
     base_model = (base_model or "").strip()
     if not base_model:
         raise JobInputError("base_model", "required")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise JobInputError("chunk_prompts", "must be a whole number of at least 1")
     job_settings = {
         "max_new_tokens": _check_setting("max_new_tokens", max_new_tokens),
         "batch_size": _check_setting("batch_size", batch_size),
@@ -147,7 +151,7 @@ def job_create(
             )
             job.refresh_from_db()
             return job
-        size = chunk_prompts()
+        size = chunk_size or chunk_prompts()
         GenerationChunk.objects.bulk_create(
             [
                 GenerationChunk(job=job, index=n, prompt_ids=prompt_ids[start : start + size])

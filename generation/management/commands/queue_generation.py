@@ -1,5 +1,5 @@
 """`python manage.py queue_generation --dataset NAME --base MODEL [--gguf-file F] [--adapter DIR]
-[--max-new-tokens N] [--batch-size N] [--wait]`
+[--max-new-tokens N] [--batch-size N] [--chunk-prompts N] [--wait]`
 
 Prints the job id alone on the last line of stdout. With `--wait` it follows the job on stderr with a
 progress bar (answers done/total, output tokens per second, ETA) and exits non-zero unless it succeeded.
@@ -48,6 +48,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--chunk-prompts", type=int, default=None, help="prompts per worker task (default 16)")
         parser.add_argument("--name", default="", help="job name (default: dataset / model)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -64,6 +65,7 @@ class Command(BaseCommand):
                     batch_size=options["batch_size"],
                     seed=options["seed"],
                     name=options["name"],
+                    chunk_size=options["chunk_prompts"],
                 )
                 job_queue(job)
         except JobInputError as exc:
