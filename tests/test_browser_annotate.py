@@ -59,12 +59,13 @@ def test_annotator_rates_five_pairs_with_the_keyboard_and_edits_one(live_server,
 
     # log in with the keyboard
     page.goto(f"{live_server.url}/login/")
+    page.wait_for_selector("#id_username:focus")  # autofocus lands before we type
     page.keyboard.type("alice")
     page.keyboard.press("Tab")
     page.keyboard.type("correct-horse-battery")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.url.endswith("/annotate/")
+    assert page.url.endswith("/annotate/"), page.inner_text("main")
     assert "Spring review campaign" in page.inner_text("main")
 
     page.goto(f"{live_server.url}/annotate/campaigns/{campaign.pk}/")
