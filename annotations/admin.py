@@ -55,7 +55,16 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(Rating)
 class RatingAdmin(admin.ModelAdmin):
-    list_display = ("id", "assignment", "score_left", "score_right", "correct_left", "correct_right", "preference",
-                    "duration_ms", "updated_at")
+    list_display = (
+        "id",
+        "assignment",
+        "score_left",
+        "score_right",
+        "correct_left",
+        "correct_right",
+        "preference",
+        "duration_ms",
+        "updated_at",
+    )
     list_filter = ("assignment__pair__campaign", "preference")
     raw_id_fields = ("assignment",)

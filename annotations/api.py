@@ -38,7 +38,9 @@ def _annotator_campaign(campaign_id: int) -> Campaign:
 def _annotator_assignment(request: Request, assignment_id: int) -> Assignment:
     # Someone else's assignment and a missing one look the same: 404.
     assignment = (
-        Assignment.objects.select_related("pair__campaign").filter(pk=assignment_id, annotator=request.user).first()
+        Assignment.objects.select_related("pair__campaign")
+        .filter(pk=assignment_id, annotator=request.user)
+        .first()
     )
     if assignment is None:
         raise NotFound("No such assignment.")
@@ -48,7 +50,9 @@ def _annotator_assignment(request: Request, assignment_id: int) -> Assignment:
 @extend_schema_serializer(component_name="AnnotationProgress")
 class ProgressSerializer(serializers.Serializer):
     done = serializers.IntegerField(help_text="pairs this annotator has rated in the campaign")
-    total = serializers.IntegerField(help_text="pairs this annotator can rate in the campaign (done included)")
+    total = serializers.IntegerField(
+        help_text="pairs this annotator can rate in the campaign (done included)"
+    )
 
 
 @extend_schema_serializer(component_name="AnnotationPrompt")
@@ -164,14 +168,17 @@ class AssignmentRatingApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            result = services.rating_submit(assignment=assignment, annotator=request.user, **serializer.validated_data)
+            result = services.rating_submit(
+                assignment=assignment, annotator=request.user, **serializer.validated_data
+            )
         except services.AnnotationError as error:
             raise _refusal(error) from None
         if result is None:
             raise NotFound("No such assignment.")
         rating, created = result
         return Response(
-            self.OutputSerializer(rating).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            self.OutputSerializer(rating).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -183,7 +190,10 @@ class AssignmentSkipApi(APIView):
     @extend_schema(
         operation_id="assignment_skip",
         request=None,
-        responses={204: OpenApiResponse(description="Skipped."), 404: OpenApiResponse(description="No such assignment.")},
+        responses={
+            204: OpenApiResponse(description="Skipped."),
+            404: OpenApiResponse(description="No such assignment."),
+        },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = _annotator_assignment(request, assignment_id)

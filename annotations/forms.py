@@ -11,15 +11,23 @@ CORRECT_CHOICES = [("true", "Correct"), ("false", "Incorrect"), ("", "Not sure")
 
 
 class RatingForm(forms.Form):
-    score_left = forms.TypedChoiceField(choices=SCORE_CHOICES, coerce=int, error_messages={
-        "required": "Give the left answer a score from 1 to 5."})
-    score_right = forms.TypedChoiceField(choices=SCORE_CHOICES, coerce=int, error_messages={
-        "required": "Give the right answer a score from 1 to 5."})
+    score_left = forms.TypedChoiceField(
+        choices=SCORE_CHOICES,
+        coerce=int,
+        error_messages={"required": "Give the left answer a score from 1 to 5."},
+    )
+    score_right = forms.TypedChoiceField(
+        choices=SCORE_CHOICES,
+        coerce=int,
+        error_messages={"required": "Give the right answer a score from 1 to 5."},
+    )
     # NullBooleanField: "true"/"false" → True/False, anything else (e.g. "") → None = not judged
     correct_left = forms.NullBooleanField(required=False)
     correct_right = forms.NullBooleanField(required=False)
-    preference = forms.ChoiceField(choices=Preference.choices, error_messages={
-        "required": "Choose which answer you prefer (or tie / both bad)."})
+    preference = forms.ChoiceField(
+        choices=Preference.choices,
+        error_messages={"required": "Choose which answer you prefer (or tie / both bad)."},
+    )
     comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
     duration_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
 

@@ -74,7 +74,9 @@ def campaign_create(*, job: GenerationJob, name: str, overlap: int = 3, guidelin
         if Role.PRETRAINED in answers and Role.FINETUNED in answers
     ]
     if not complete:
-        raise CampaignCreateError(f"job {job.pk} has no prompt with both a pre-trained and a fine-tuned answer")
+        raise CampaignCreateError(
+            f"job {job.pk} has no prompt with both a pre-trained and a fine-tuned answer"
+        )
 
     campaign = Campaign.objects.create(job=job, name=name.strip(), overlap=overlap, guidelines=guidelines)
     Pair.objects.bulk_create(
@@ -96,7 +98,11 @@ def campaign_create(*, job: GenerationJob, name: str, overlap: int = 3, guidelin
 def _holds_slot(now, prefix: str = "") -> Q:
     """An assignment holds a slot of its pair while it is rated, or open and its lock has not expired."""
     return Q(**{f"{prefix}completed_at__isnull": False}) | Q(
-        **{f"{prefix}completed_at__isnull": True, f"{prefix}skipped_at__isnull": True, f"{prefix}locked_until__gt": now}
+        **{
+            f"{prefix}completed_at__isnull": True,
+            f"{prefix}skipped_at__isnull": True,
+            f"{prefix}locked_until__gt": now,
+        }
     )
 
 
@@ -193,7 +199,9 @@ def assignment_next(*, campaign: Campaign, annotator: User) -> Assignment | None
                 return None
             # Re-count under the pair's lock: the candidate query may have read a snapshot taken
             # before another annotator's assignment on this pair committed.
-            taken = Assignment.objects.filter(_holds_slot(timezone.now()), pair=pair).exclude(annotator=annotator)
+            taken = Assignment.objects.filter(_holds_slot(timezone.now()), pair=pair).exclude(
+                annotator=annotator
+            )
             if taken.count() >= campaign.overlap:
                 tried.append(pair.pk)
                 continue
@@ -234,7 +242,10 @@ def annotator_progress(*, campaign: Campaign, annotator: User) -> Progress:
     now = timezone.now()
     done = Rating.objects.filter(assignment__pair__campaign=campaign, assignment__annotator=annotator).count()
     mine_open = Assignment.objects.filter(
-        pair=OuterRef("pk"), annotator=annotator, completed_at__isnull=True, skipped_at__isnull=True,
+        pair=OuterRef("pk"),
+        annotator=annotator,
+        completed_at__isnull=True,
+        skipped_at__isnull=True,
         locked_until__gt=now,
     )
     still_open = (
@@ -314,13 +325,17 @@ def rating_submit(
         return rating, True
 
 
-def assignment_previous(*, campaign: Campaign, annotator: User, before: Assignment | None = None) -> Assignment | None:
+def assignment_previous(
+    *, campaign: Campaign, annotator: User, before: Assignment | None = None
+) -> Assignment | None:
     """The annotator's rated assignment just before `before` (or their latest one), for the 'back' key."""
     rated = Assignment.objects.filter(
         pair__campaign=campaign, annotator=annotator, completed_at__isnull=False
     ).order_by("-completed_at", "-id")
     if before is not None and before.completed_at is not None:
-        rated = rated.filter(Q(completed_at__lt=before.completed_at) | Q(completed_at=before.completed_at, id__lt=before.id))
+        rated = rated.filter(
+            Q(completed_at__lt=before.completed_at) | Q(completed_at=before.completed_at, id__lt=before.id)
+        )
     elif before is not None:
         rated = rated.exclude(pk=before.pk)
     return rated.first()

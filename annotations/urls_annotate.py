@@ -5,16 +5,36 @@ from . import api, views_annotate
 urlpatterns = [
     # HTML (annotators)
     path("annotate/", views_annotate.AnnotateHomeView.as_view(), name="annotate-home"),
-    path("annotate/campaigns/<int:campaign_id>/", views_annotate.CampaignAnnotateView.as_view(), name="annotate-campaign"),
     path(
-        "annotate/campaigns/<int:campaign_id>/ratings/", views_annotate.MyRatingsView.as_view(), name="annotate-my-ratings"
+        "annotate/campaigns/<int:campaign_id>/",
+        views_annotate.CampaignAnnotateView.as_view(),
+        name="annotate-campaign",
     ),
-    path("annotate/assignments/<int:assignment_id>/", views_annotate.AssignmentRateView.as_view(), name="annotate-assignment"),
     path(
-        "annotate/assignments/<int:assignment_id>/skip/", views_annotate.AssignmentSkipView.as_view(), name="annotate-skip"
+        "annotate/campaigns/<int:campaign_id>/ratings/",
+        views_annotate.MyRatingsView.as_view(),
+        name="annotate-my-ratings",
+    ),
+    path(
+        "annotate/assignments/<int:assignment_id>/",
+        views_annotate.AssignmentRateView.as_view(),
+        name="annotate-assignment",
+    ),
+    path(
+        "annotate/assignments/<int:assignment_id>/skip/",
+        views_annotate.AssignmentSkipView.as_view(),
+        name="annotate-skip",
     ),
     # API
     path("api/campaigns/<int:campaign_id>/next/", api.CampaignNextApi.as_view(), name="api-campaign-next"),
-    path("api/assignments/<int:assignment_id>/rating/", api.AssignmentRatingApi.as_view(), name="api-assignment-rating"),
-    path("api/assignments/<int:assignment_id>/skip/", api.AssignmentSkipApi.as_view(), name="api-assignment-skip"),
+    path(
+        "api/assignments/<int:assignment_id>/rating/",
+        api.AssignmentRatingApi.as_view(),
+        name="api-assignment-rating",
+    ),
+    path(
+        "api/assignments/<int:assignment_id>/skip/",
+        api.AssignmentSkipApi.as_view(),
+        name="api-assignment-skip",
+    ),
 ]

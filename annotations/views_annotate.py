@@ -95,7 +95,9 @@ def _radio_groups(form: RatingForm) -> dict:
         groups[f"correct_{side}"] = [
             {"value": value, "label": label, "key": key, "checked": chosen == value}
             for (value, label), key in zip(
-                [("true", "Correct"), ("false", "Incorrect"), ("", "Not sure")], CORRECT_KEYS[side], strict=True
+                [("true", "Correct"), ("false", "Incorrect"), ("", "Not sure")],
+                CORRECT_KEYS[side],
+                strict=True,
             )
         ]
     chosen = _raw_value(form, "preference")
@@ -113,7 +115,9 @@ def _campaign_for(request: HttpRequest, campaign_id: int) -> Campaign:
 def _assignment_for(request: HttpRequest, assignment_id: int) -> Assignment:
     # Another annotator's assignment is a 404, exactly like one that does not exist.
     return get_object_or_404(
-        Assignment.objects.select_related("pair__campaign", "pair__prompt"), pk=assignment_id, annotator=request.user
+        Assignment.objects.select_related("pair__campaign", "pair__prompt"),
+        pk=assignment_id,
+        annotator=request.user,
     )
 
 
@@ -121,7 +125,9 @@ def _render_closed(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     return render(request, "annotations/closed.html", {"campaign": campaign})
 
 
-def _render_rate(request: HttpRequest, assignment: Assignment, form: RatingForm, *, status: int = 200) -> HttpResponse:
+def _render_rate(
+    request: HttpRequest, assignment: Assignment, form: RatingForm, *, status: int = 200
+) -> HttpResponse:
     campaign = assignment.pair.campaign
     left_text, right_text = blinded_texts(assignment)
     editing = Rating.objects.filter(assignment=assignment).exists()
@@ -156,7 +162,8 @@ class AnnotateHomeView(AnnotatorRequiredMixin, View):
             progress = services.annotator_progress(campaign=campaign, annotator=request.user)
             rows.append({"campaign": campaign, "progress": progress, "progress_max": max(progress.total, 1)})
         closed = Campaign.objects.filter(
-            status=Campaign.Status.CLOSED, pairs__assignments__annotator=request.user,
+            status=Campaign.Status.CLOSED,
+            pairs__assignments__annotator=request.user,
             pairs__assignments__completed_at__isnull=False,
         ).distinct()
         return render(request, "annotations/home.html", {"rows": rows, "closed": closed})
@@ -174,7 +181,9 @@ class CampaignAnnotateView(AnnotatorRequiredMixin, View):
             progress = services.annotator_progress(campaign=campaign, annotator=request.user)
             previous = services.assignment_previous(campaign=campaign, annotator=request.user)
             return render(
-                request, "annotations/done.html", {"campaign": campaign, "progress": progress, "previous": previous}
+                request,
+                "annotations/done.html",
+                {"campaign": campaign, "progress": progress, "previous": previous},
             )
         return _render_rate(request, assignment, RatingForm())
 
@@ -200,7 +209,9 @@ class AssignmentRateView(AnnotatorRequiredMixin, View):
         if not form.is_valid():
             return _render_rate(request, assignment, form, status=400)
         try:
-            result = services.rating_submit(assignment=assignment, annotator=request.user, **form.cleaned_data)
+            result = services.rating_submit(
+                assignment=assignment, annotator=request.user, **form.cleaned_data
+            )
         except services.CampaignClosed:
             return _render_closed(request, campaign)
         except services.AnnotationError as error:
@@ -240,11 +251,18 @@ class MyRatingsView(AnnotatorRequiredMixin, View):
             }
             for rating in ratings
         ]
-        progress = services.annotator_progress(campaign=campaign, annotator=request.user) if (
-            campaign.status == Campaign.Status.OPEN) else None
+        progress = (
+            services.annotator_progress(campaign=campaign, annotator=request.user)
+            if (campaign.status == Campaign.Status.OPEN)
+            else None
+        )
         return render(
             request,
             "annotations/my_ratings.html",
-            {"campaign": campaign, "rows": rows, "is_open": campaign.status == Campaign.Status.OPEN,
-             "progress": progress},
+            {
+                "campaign": campaign,
+                "rows": rows,
+                "is_open": campaign.status == Campaign.Status.OPEN,
+                "progress": progress,
+            },
         )

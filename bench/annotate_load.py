@@ -39,7 +39,9 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
-def request(url: str, token: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict | None, float]:
+def request(
+    url: str, token: str, method: str = "GET", body: dict | None = None
+) -> tuple[int, dict | None, float]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Authorization", f"Token {token}")
@@ -100,11 +102,17 @@ def run_load(url: str, campaign: int, tokens: list[str], cycles: int) -> dict:
                 if prompt_key in rated_prompts[token]:
                     double.append("an annotator got a prompt they had already rated")
             rating = {
-                "score_left": rng.randint(1, 5), "score_right": rng.randint(1, 5),
-                "correct_left": rng.choice([True, False, None]), "correct_right": rng.choice([True, False, None]),
-                "preference": rng.choice(["left", "right", "tie", "both_bad"]), "comment": "", "duration_ms": 1000,
+                "score_left": rng.randint(1, 5),
+                "score_right": rng.randint(1, 5),
+                "correct_left": rng.choice([True, False, None]),
+                "correct_right": rng.choice([True, False, None]),
+                "preference": rng.choice(["left", "right", "tie", "both_bad"]),
+                "comment": "",
+                "duration_ms": 1000,
             }
-            status, _, ms = request(f"{url}/api/assignments/{body['assignment']}/rating/", token, "POST", rating)
+            status, _, ms = request(
+                f"{url}/api/assignments/{body['assignment']}/rating/", token, "POST", rating
+            )
             with lock:
                 latencies.append(ms)
                 if status == 201:
@@ -143,7 +151,12 @@ def free_port() -> int:
 def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
     """Throwaway SQLite database with a synthetic finished job, a campaign, annotators and tokens."""
     var_dir = tempfile.mkdtemp(prefix="evalsite-annotate-load-")
-    env = {**os.environ, "EVALSITE_VAR_DIR": var_dir, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "evalsite.settings"}
+    env = {
+        **os.environ,
+        "EVALSITE_VAR_DIR": var_dir,
+        "DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "evalsite.settings",
+    }
     env.pop("DATABASE_URL", None)
     os.environ.update({k: env[k] for k in ("EVALSITE_VAR_DIR", "DEBUG", "DJANGO_SETTINGS_MODULE")})
     os.environ.pop("DATABASE_URL", None)
@@ -160,7 +173,9 @@ def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
 
     call_command("migrate", verbosity=0)
     dataset = Dataset.objects.create(name="load")
-    job = GenerationJob.objects.create(name="load", dataset=dataset, status=JobStatus.SUCCEEDED, imported=True)
+    job = GenerationJob.objects.create(
+        name="load", dataset=dataset, status=JobStatus.SUCCEEDED, imported=True
+    )
     prompts = Prompt.objects.bulk_create(
         Prompt(dataset=dataset, external_id=f"p{i}", task="relevance", text=f"Question {i}?", context="")
         for i in range(args.prompts)
@@ -182,8 +197,18 @@ def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
     port = free_port()
     if shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn"):
         gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
-        command = [gunicorn, "evalsite.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-                   "--threads", "4", "--log-level", "warning"]
+        command = [
+            gunicorn,
+            "evalsite.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(args.workers),
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ]
         server_kind = f"gunicorn {args.workers} workers x 4 threads"
     else:
         command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
@@ -203,7 +228,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="base URL of a running evalsite (omit for a self-contained run)")
     parser.add_argument("--campaign", type=int, help="campaign id (with --url)")
-    parser.add_argument("--tokens", help="comma-separated API tokens, or @FILE with one per line (with --url)")
+    parser.add_argument(
+        "--tokens", help="comma-separated API tokens, or @FILE with one per line (with --url)"
+    )
     parser.add_argument("--annotators", type=int, default=8, help="self-contained run: annotators")
     parser.add_argument("--prompts", type=int, default=100, help="self-contained run: pairs in the campaign")
     parser.add_argument("--overlap", type=int, default=3, help="self-contained run: overlap")
@@ -215,7 +242,11 @@ def main() -> None:
     if args.url:
         if not args.campaign or not args.tokens:
             parser.error("--url needs --campaign and --tokens")
-        raw = Path(args.tokens[1:]).read_text() if args.tokens.startswith("@") else args.tokens.replace(",", "\n")
+        raw = (
+            Path(args.tokens[1:]).read_text()
+            if args.tokens.startswith("@")
+            else args.tokens.replace(",", "\n")
+        )
         tokens = [line.strip() for line in raw.splitlines() if line.strip()]
         url, campaign, setup = args.url.rstrip("/"), args.campaign, "external server"
     else:

@@ -21,23 +21,40 @@ HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script>"
 ANSWER_ID_BASE = 7_340_000
 
 
-def make_job(*, prompts: int = 6, hostile_prompt: int | None = None, dataset_name: str = "reviews",
-             status: str = JobStatus.SUCCEEDED, with_answers: bool = True) -> GenerationJob:
+def make_job(
+    *,
+    prompts: int = 6,
+    hostile_prompt: int | None = None,
+    dataset_name: str = "reviews",
+    status: str = JobStatus.SUCCEEDED,
+    with_answers: bool = True,
+) -> GenerationJob:
     dataset = Dataset.objects.create(name=dataset_name)
-    pre = ModelSpec.objects.create(name=SECRET_STRINGS["pretrained_name"] + dataset_name,
-                                   base_model=SECRET_STRINGS["base_model"])
-    ft = ModelSpec.objects.create(name=SECRET_STRINGS["finetuned_name"] + dataset_name,
-                                  base_model=SECRET_STRINGS["base_model"],
-                                  adapter_path=SECRET_STRINGS["adapter_path"])
+    pre = ModelSpec.objects.create(
+        name=SECRET_STRINGS["pretrained_name"] + dataset_name, base_model=SECRET_STRINGS["base_model"]
+    )
+    ft = ModelSpec.objects.create(
+        name=SECRET_STRINGS["finetuned_name"] + dataset_name,
+        base_model=SECRET_STRINGS["base_model"],
+        adapter_path=SECRET_STRINGS["adapter_path"],
+    )
     job = GenerationJob.objects.create(
-        name=SECRET_STRINGS["job_name"], dataset=dataset, pretrained_model=pre, finetuned_model=ft, status=status,
-        total=prompts * 2, finished_at=timezone.now(),
+        name=SECRET_STRINGS["job_name"],
+        dataset=dataset,
+        pretrained_model=pre,
+        finetuned_model=ft,
+        status=status,
+        total=prompts * 2,
+        finished_at=timezone.now(),
     )
     base = ANSWER_ID_BASE + Answer.objects.count() * 10
     for i in range(prompts):
         prompt = Prompt.objects.create(
-            dataset=dataset, external_id=f"p{i}", task="sentiment" if i % 2 else "relevance",
-            text=f"Question number {i}: is this review positive?", context=f"Review {i}: the battery lasts a day.",
+            dataset=dataset,
+            external_id=f"p{i}",
+            task="sentiment" if i % 2 else "relevance",
+            text=f"Question number {i}: is this review positive?",
+            context=f"Review {i}: the battery lasts a day.",
         )
         if not with_answers:
             continue
@@ -46,8 +63,14 @@ def make_job(*, prompts: int = 6, hostile_prompt: int | None = None, dataset_nam
             if hostile_prompt == i and role == Role.FINETUNED:
                 text = HOSTILE
             Answer.objects.create(
-                pk=base + i * 2 + j, job=job, prompt=prompt, role=role, text=text, worker=f"gpu-worker-{role}",
-                device="cuda:0", latency_ms=123.0,
+                pk=base + i * 2 + j,
+                job=job,
+                prompt=prompt,
+                role=role,
+                text=text,
+                worker=f"gpu-worker-{role}",
+                device="cuda:0",
+                latency_ms=123.0,
             )
     return job
 

@@ -38,10 +38,16 @@ def test_next_returns_exactly_the_contract_keys(annotator):
     assignment = Assignment.objects.get(pk=body["assignment"])
     assert assignment.annotator == annotator
     pair = assignment.pair
-    assert body["prompt"] == {"task": pair.prompt.task, "text": pair.prompt.text, "context": pair.prompt.context}
+    assert body["prompt"] == {
+        "task": pair.prompt.task,
+        "text": pair.prompt.text,
+        "context": pair.prompt.context,
+    }
     expected = {pair.pretrained_answer.text, pair.finetuned_answer.text}
     assert {body["left"]["text"], body["right"]["text"]} == expected
-    shown_left = pair.finetuned_answer.text if assignment.finetuned_side == "left" else pair.pretrained_answer.text
+    shown_left = (
+        pair.finetuned_answer.text if assignment.finetuned_side == "left" else pair.pretrained_answer.text
+    )
     assert body["left"]["text"] == shown_left
 
 
@@ -65,12 +71,20 @@ def test_rating_is_created_then_updated_by_the_same_annotator(annotator):
     assert created.status_code == 201
     assert created.json()["score_left"] == 4 and created.json()["assignment"] == assignment_id
     rating = Rating.objects.get(assignment_id=assignment_id)
-    assert (rating.score_left, rating.score_right, rating.correct_left, rating.correct_right) == (4, 2, True, False)
+    assert (rating.score_left, rating.score_right, rating.correct_left, rating.correct_right) == (
+        4,
+        2,
+        True,
+        False,
+    )
     assert rating.preference == "left" and rating.comment == "clear" and rating.duration_ms == 1500
     assert Assignment.objects.get(pk=assignment_id).completed_at is not None
 
-    updated = client.post(rating_url(assignment_id), {**VALID_RATING, "score_left": 1, "correct_left": None,
-                                                     "preference": "both_bad", "duration_ms": 500}, format="json")
+    updated = client.post(
+        rating_url(assignment_id),
+        {**VALID_RATING, "score_left": 1, "correct_left": None, "preference": "both_bad", "duration_ms": 500},
+        format="json",
+    )
     assert updated.status_code == 200
     rating.refresh_from_db()
     assert (rating.score_left, rating.correct_left, rating.preference) == (1, None, "both_bad")
@@ -139,7 +153,13 @@ def test_correct_may_be_null_and_comment_may_be_left_out(annotator):
     campaign = make_campaign(prompts=1)
     client = api_for(annotator)
     assignment_id = client.get(next_url(campaign)).json()["assignment"]
-    body = {"score_left": 3, "score_right": 3, "correct_left": None, "correct_right": None, "preference": "tie"}
+    body = {
+        "score_left": 3,
+        "score_right": 3,
+        "correct_left": None,
+        "correct_right": None,
+        "preference": "tie",
+    }
     assert client.post(rating_url(assignment_id), body, format="json").status_code == 201
     rating = Rating.objects.get()
     assert rating.correct_left is None and rating.comment == ""

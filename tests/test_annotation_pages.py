@@ -57,7 +57,9 @@ def test_other_roles_cannot_open_rating_pages(client, researcher):
 
 
 def test_rating_page_shows_prompt_answers_keys_and_progress(alice):
-    campaign = make_campaign(prompts=2, guidelines="# Rules\n\nBe **fair** and read `context`.\n\n- one\n- two")
+    campaign = make_campaign(
+        prompts=2, guidelines="# Rules\n\nBe **fair** and read `context`.\n\n- one\n- two"
+    )
     assignment = open_pair(alice, campaign)
     html = alice.get(f"/annotate/campaigns/{campaign.pk}/").content.decode()
     assert assignment.pair.prompt.text in html and assignment.pair.prompt.context in html
@@ -87,7 +89,12 @@ def test_submitting_the_form_saves_the_rating_and_shows_the_next_pair(alice, ann
     response = alice.post(f"/annotate/assignments/{assignment.pk}/", FORM)
     assert response.status_code == 302 and response["Location"] == f"/annotate/campaigns/{campaign.pk}/"
     rating = Rating.objects.get(assignment=assignment)
-    assert (rating.score_left, rating.score_right, rating.correct_left, rating.correct_right) == (5, 2, True, False)
+    assert (rating.score_left, rating.score_right, rating.correct_left, rating.correct_right) == (
+        5,
+        2,
+        True,
+        False,
+    )
     assert (rating.preference, rating.comment, rating.duration_ms) == ("left", "fine", 4200)
     page = alice.get(f"/annotate/campaigns/{campaign.pk}/")
     assert page.context["assignment"].pk != assignment.pk
@@ -98,7 +105,9 @@ def test_submitting_the_form_saves_the_rating_and_shows_the_next_pair(alice, ann
 def test_invalid_form_is_shown_again_with_errors(alice):
     campaign = make_campaign(prompts=1)
     assignment = open_pair(alice, campaign)
-    response = alice.post(f"/annotate/assignments/{assignment.pk}/", {**FORM, "score_right": "", "preference": "x"})
+    response = alice.post(
+        f"/annotate/assignments/{assignment.pk}/", {**FORM, "score_right": "", "preference": "x"}
+    )
     assert response.status_code == 400
     assert b"Give the right answer a score from 1 to 5." in response.content
     assert b"Select a valid choice" in response.content

@@ -14,8 +14,17 @@ from tests.annotation_data import HOSTILE, SECRET_STRINGS, VALID_RATING, make_ca
 
 pytestmark = pytest.mark.django_db
 
-ROLE_WORDS = ["pretrained", "finetuned", "fine-tuned", "pre-trained", "fine tuned", "pre trained", "finetuned_side",
-              "gpu-worker", "adapter"]
+ROLE_WORDS = [
+    "pretrained",
+    "finetuned",
+    "fine-tuned",
+    "pre-trained",
+    "fine tuned",
+    "pre trained",
+    "finetuned_side",
+    "gpu-worker",
+    "adapter",
+]
 
 
 def assert_blind(label: str, response, answer_ids: list[int]) -> None:
@@ -32,8 +41,12 @@ def assert_blind(label: str, response, answer_ids: list[int]) -> None:
 
 
 def test_every_annotator_facing_page_and_response_is_blind(client, annotator):
-    campaign = make_campaign(prompts=3, overlap=2, hostile_prompt=0,
-                             guidelines="Rate **helpfulness**. Do not guess which system wrote what.")
+    campaign = make_campaign(
+        prompts=3,
+        overlap=2,
+        hostile_prompt=0,
+        guidelines="Rate **helpfulness**. Do not guess which system wrote what.",
+    )
     answer_ids = list(Answer.objects.values_list("id", flat=True))
     assert min(answer_ids) > 7_000_000
     client.force_login(annotator)
@@ -52,10 +65,27 @@ def test_every_annotator_facing_page_and_response_is_blind(client, annotator):
     check("annotate home", client.get("/annotate/"))
     check("rating page", client.get(f"/annotate/campaigns/{campaign.pk}/"))
     first = Assignment.objects.get(annotator=annotator)
-    check("rating page, invalid post", client.post(f"/annotate/assignments/{first.pk}/", {"score_left": "9"}), 400)
-    check("rating page, valid post", client.post(f"/annotate/assignments/{first.pk}/", {
-        "score_left": "3", "score_right": "4", "correct_left": "", "correct_right": "true", "preference": "tie",
-        "comment": "", "duration_ms": "900"}), 302)
+    check(
+        "rating page, invalid post",
+        client.post(f"/annotate/assignments/{first.pk}/", {"score_left": "9"}),
+        400,
+    )
+    check(
+        "rating page, valid post",
+        client.post(
+            f"/annotate/assignments/{first.pk}/",
+            {
+                "score_left": "3",
+                "score_right": "4",
+                "correct_left": "",
+                "correct_right": "true",
+                "preference": "tie",
+                "comment": "",
+                "duration_ms": "900",
+            },
+        ),
+        302,
+    )
     check("next pair page", client.get(f"/annotate/campaigns/{campaign.pk}/"))
     second = Assignment.objects.get(annotator=annotator, completed_at__isnull=True)
     check("skip", client.post(f"/annotate/assignments/{second.pk}/skip/"), 302)
@@ -71,7 +101,9 @@ def test_every_annotator_facing_page_and_response_is_blind(client, annotator):
     check("api rating 404", api.post("/api/assignments/99999999/rating/", VALID_RATING, format="json"), 404)
     check("api unknown campaign", api.get("/api/campaigns/99999999/next/"), 404)
     while api.get(f"/api/campaigns/{campaign.pk}/next/").status_code == 200:
-        pending = Assignment.objects.get(annotator=annotator, completed_at__isnull=True, skipped_at__isnull=True)
+        pending = Assignment.objects.get(
+            annotator=annotator, completed_at__isnull=True, skipped_at__isnull=True
+        )
         api.post(f"/api/assignments/{pending.pk}/rating/", VALID_RATING, format="json")
     check("api 204", api.get(f"/api/campaigns/{campaign.pk}/next/"), 204)
     check("all done page", client.get(f"/annotate/campaigns/{campaign.pk}/"))
@@ -85,7 +117,9 @@ def test_every_annotator_facing_page_and_response_is_blind(client, annotator):
         response = client.get(f"/static/{asset}")
         assert response.status_code == 200, asset
         text = b"".join(response.streaming_content).decode().lower()
-        assert not [word for word in ROLE_WORDS + list(SECRET_STRINGS.values()) if word.lower() in text], asset
+        assert not [word for word in ROLE_WORDS + list(SECRET_STRINGS.values()) if word.lower() in text], (
+            asset
+        )
         seen.append(asset)
     assert len(seen) >= 20
 

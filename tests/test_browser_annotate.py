@@ -13,7 +13,10 @@ from tests.annotation_data import HOSTILE, make_campaign
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-GUIDELINES = "# How to rate\n\nScore each answer on its own, then say which is **better**.\n\n- 5 = excellent\n- 1 = poor"
+GUIDELINES = (
+    "# How to rate\n\nScore each answer on its own, then say which is **better**.\n\n"
+    "- 5 = excellent\n- 1 = poor"
+)
 
 
 @pytest.fixture
@@ -30,8 +33,14 @@ def browser_page(monkeypatch):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -55,7 +64,9 @@ def test_annotator_rates_five_pairs_with_the_keyboard_and_edits_one(live_server,
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     missing: list[str] = []
-    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 and "favicon" not in r.url else None)
+    page.on(
+        "response", lambda r: missing.append(r.url) if r.status >= 400 and "favicon" not in r.url else None
+    )
 
     # log in with the keyboard
     page.goto(f"{live_server.url}/login/")
@@ -82,8 +93,13 @@ def test_annotator_rates_five_pairs_with_the_keyboard_and_edits_one(live_server,
     page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
     page.keyboard.press("g")
 
-    plans = [("4", "w", "a", "l", "z"), ("5", "q", "s", "j", "ArrowRight"), ("3", "e", "d", "k", "x"),
-             ("1", "t", "a", "j", "ArrowUp"), ("2", "r", "s", "l", "c")]
+    plans = [
+        ("4", "w", "a", "l", "z"),
+        ("5", "q", "s", "j", "ArrowRight"),
+        ("3", "e", "d", "k", "x"),
+        ("1", "t", "a", "j", "ArrowUp"),
+        ("2", "r", "s", "l", "c"),
+    ]
     for done, (left, right, left_ok, right_ok, preference) in enumerate(plans):
         assert page.inner_text("#progress-text") == f"{done} / 6 rated"
         assert page.get_attribute("#progress", "value") == str(done)
@@ -98,10 +114,17 @@ def test_annotator_rates_five_pairs_with_the_keyboard_and_edits_one(live_server,
     ratings = list(Rating.objects.filter(assignment__annotator=alice).order_by("assignment__completed_at"))
     assert len(ratings) == 5
     first, last = ratings[0], ratings[-1]
-    assert (first.score_left, first.score_right, first.correct_left, first.correct_right, first.preference) == (
-        4, 2, True, None, "left")
+    assert (
+        first.score_left,
+        first.score_right,
+        first.correct_left,
+        first.correct_right,
+        first.preference,
+    ) == (4, 2, True, None, "left")
     assert (ratings[1].score_right, ratings[1].correct_left, ratings[1].preference) == (1, False, "right")
-    assert ratings[2].preference == "tie" and ratings[3].preference == "both_bad" and last.preference == "right"
+    assert (
+        ratings[2].preference == "tie" and ratings[3].preference == "both_bad" and last.preference == "right"
+    )
     assert all(rating.duration_ms and rating.duration_ms >= 100 for rating in ratings)
 
     # back to the last rating with "b", change the left score with "1", save with Enter

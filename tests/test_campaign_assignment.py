@@ -19,11 +19,15 @@ pytestmark = pytest.mark.django_db
 
 
 def annotators(n: int) -> list[User]:
-    return [User.objects.create_user(username=f"rater{i}", password="x" * 12, role="annotator") for i in range(n)]
+    return [
+        User.objects.create_user(username=f"rater{i}", password="x" * 12, role="annotator") for i in range(n)
+    ]
 
 
 def rate(assignment: Assignment, **changes):
-    return services.rating_submit(assignment=assignment, annotator=assignment.annotator, **{**VALID_RATING, **changes})
+    return services.rating_submit(
+        assignment=assignment, annotator=assignment.annotator, **{**VALID_RATING, **changes}
+    )
 
 
 # --- campaign_create ------------------------------------------------------------------------------
@@ -60,7 +64,9 @@ def test_no_pair_exceeds_overlap_and_nobody_gets_a_pair_twice(db):
             assignment = services.assignment_next(campaign=campaign, annotator=rater)
             if assignment is not None:
                 rate(assignment)
-    per_pair = Counter(Assignment.objects.filter(completed_at__isnull=False).values_list("pair_id", flat=True))
+    per_pair = Counter(
+        Assignment.objects.filter(completed_at__isnull=False).values_list("pair_id", flat=True)
+    )
     assert per_pair == {pair.pk: 3 for pair in campaign.pairs.all()}
     per_rater_pair = Counter(Assignment.objects.values_list("pair_id", "annotator_id"))
     assert max(per_rater_pair.values()) == 1
@@ -208,6 +214,8 @@ def test_concurrent_annotators_never_overfill_a_pair(db):
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
-    per_pair = Counter(Assignment.objects.filter(completed_at__isnull=False).values_list("pair_id", flat=True))
+    per_pair = Counter(
+        Assignment.objects.filter(completed_at__isnull=False).values_list("pair_id", flat=True)
+    )
     assert per_pair == {pair.pk: 2 for pair in campaign.pairs.all()}
     assert max(Counter(Assignment.objects.values_list("pair_id", "annotator_id")).values()) == 1

@@ -72,8 +72,17 @@ def test_create_campaign_prints_its_id(tmp_path):
     job = make_job(prompts=3)
     guidelines = tmp_path / "rules.md"
     guidelines.write_text("Be **fair**.", encoding="utf-8")
-    lines = run("create_campaign", "--job", str(job.pk), "--name", "Round 1", "--overlap", "2",
-                "--guidelines", str(guidelines))
+    lines = run(
+        "create_campaign",
+        "--job",
+        str(job.pk),
+        "--name",
+        "Round 1",
+        "--overlap",
+        "2",
+        "--guidelines",
+        str(guidelines),
+    )
     campaign = Campaign.objects.get(pk=int(lines[-1]))
     assert (campaign.name, campaign.overlap, campaign.guidelines) == ("Round 1", 2, "Be **fair**.")
     assert campaign.pairs.count() == 3
@@ -84,9 +93,14 @@ def test_create_campaign_errors(tmp_path):
     empty = make_job(prompts=1, dataset_name="e", with_answers=False)
     cases = [
         (["--job", "999999", "--name", "x"], "--job: no generation job with id 999999"),
-        (["--job", str(running.pk), "--name", "x"], f"job {running.pk} has not finished yet (status: running)"),
-        (["--job", str(empty.pk), "--name", "x"],
-         f"job {empty.pk} has no prompt with both a pre-trained and a fine-tuned answer"),
+        (
+            ["--job", str(running.pk), "--name", "x"],
+            f"job {running.pk} has not finished yet (status: running)",
+        ),
+        (
+            ["--job", str(empty.pk), "--name", "x"],
+            f"job {empty.pk} has no prompt with both a pre-trained and a fine-tuned answer",
+        ),
         (["--job", str(empty.pk), "--name", "x", "--overlap", "0"], "overlap must be at least 1 (got 0)"),
     ]
     for args, message in cases:
@@ -94,7 +108,15 @@ def test_create_campaign_errors(tmp_path):
             run("create_campaign", *args)
         assert str(error.value) == message
     with pytest.raises(CommandError, match="--guidelines: cannot read"):
-        run("create_campaign", "--job", str(empty.pk), "--name", "x", "--guidelines", str(tmp_path / "missing.md"))
+        run(
+            "create_campaign",
+            "--job",
+            str(empty.pk),
+            "--name",
+            "x",
+            "--guidelines",
+            str(tmp_path / "missing.md"),
+        )
     assert not Campaign.objects.exists()
 
 
@@ -105,7 +127,10 @@ def test_commands_exit_non_zero_with_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DEBUG": "1", "EVALSITE_VAR_DIR": str(tmp_path)}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], check=True, env=env, timeout=300)
     result = subprocess.run(
-        [sys.executable, "manage.py", "api_token", "nobody-at-all"], capture_output=True, text=True, env=env,
+        [sys.executable, "manage.py", "api_token", "nobody-at-all"],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=120,
     )
     assert result.returncode != 0

@@ -12,7 +12,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--job", required=True, type=int, help="generation job id")
         parser.add_argument("--name", required=True, help="campaign name shown to annotators")
-        parser.add_argument("--overlap", type=int, default=3, help="different annotators per pair (default 3)")
+        parser.add_argument(
+            "--overlap", type=int, default=3, help="different annotators per pair (default 3)"
+        )
         parser.add_argument("--guidelines", type=Path, help="Markdown or text file shown to annotators")
 
     def handle(self, *args, job: int, name: str, overlap: int, guidelines: Path | None, **options):
@@ -29,7 +31,6 @@ class Command(BaseCommand):
             campaign = campaign_create(job=job_row, name=name, overlap=overlap, guidelines=text)
         except CampaignCreateError as exc:
             raise CommandError(str(exc)) from None
-        self.stderr.write(
-            f"campaign '{campaign.name}' opened with {campaign.pairs.count()} pairs, overlap {campaign.overlap}"
-        )
+        pairs = campaign.pairs.count()
+        self.stderr.write(f"campaign '{campaign.name}' opened with {pairs} pairs, overlap {campaign.overlap}")
         self.stdout.write(str(campaign.pk))
