@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=int, default=32)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--child", choices=["lora", "full"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -73,6 +74,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     )
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     mode = args.child
     torch.manual_seed(args.seed)
     llama = LlamaConfig(**(TINYLLAMA if args.random_tinyllama else TINY))

@@ -196,6 +196,7 @@ def test_training_json_has_the_spec_keys_and_consistent_values_and_the_adapter_c
     best = min(range(4), key=lambda i: metrics["val_loss"][i]) + 1
     assert metrics["best_epoch"] == best
     assert metrics["val_loss"][-1] < metrics["val_loss"][0]  # a real model really learning
+    assert metrics["val_loss_before_training"] > metrics["val_loss"][best - 1]
     assert metrics["train_loss"][-1] < metrics["train_loss"][0]
     assert metrics["trainable_params"] == 2 * 16 * ((64 + 64) * 2 + (64 + 32) * 2)
     assert metrics["trainable_pct"] == round(100 * metrics["trainable_params"] / metrics["total_params"], 4)

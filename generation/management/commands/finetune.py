@@ -34,6 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--gradient-checkpointing", action="store_true")
         parser.add_argument("--max-examples", type=int, default=None, help="use only the first N prompts")
         parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+        parser.add_argument("--threads", type=int, default=None,
+                            help="torch CPU threads (default: torch's choice; 1 is often faster on a busy CPU)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from generation.finetune import FinetuneConfig, FinetuneError, finetune_run_execute
@@ -48,7 +50,7 @@ class Command(BaseCommand):
                 dropout=options["dropout"],
                 target_modules=tuple(m.strip() for m in options["target_modules"].split(",") if m.strip()),
                 gradient_checkpointing=options["gradient_checkpointing"],
-                max_examples=options["max_examples"], device=options["device"],
+                max_examples=options["max_examples"], device=options["device"], threads=options["threads"],
             )
         except FinetuneError as exc:
             raise CommandError(str(exc)) from exc
