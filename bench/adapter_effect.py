@@ -53,13 +53,16 @@ def generate(model, tokenizer, rows: list[dict], *, max_new_tokens: int, batch_s
 
     answers: list[str] = []
     for start in range(0, len(rows), batch_size):
-        group = rows[start:start + batch_size]
-        texts = [render_prompt(tokenizer, SimpleNamespace(text=r["text"], context=r["context"])) for r in group]
+        group = rows[start : start + batch_size]
+        texts = [
+            render_prompt(tokenizer, SimpleNamespace(text=r["text"], context=r["context"])) for r in group
+        ]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return [a.strip() for a in answers]
 
 
@@ -92,7 +95,9 @@ def main() -> int:
 
     started = time.perf_counter()
     with model.disable_adapter():
-        plain = generate(model, tokenizer, rows, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        plain = generate(
+            model, tokenizer, rows, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size
+        )
     tuned = generate(model, tokenizer, rows, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     seconds = time.perf_counter() - started
 
@@ -103,22 +108,30 @@ def main() -> int:
         stats["differ"] += a != b
         if row["task"] in LABELLED_TASKS and row.get("label"):
             stats["base_first_word_matches_label"] = stats.get("base_first_word_matches_label", 0) + (
-                first_word(a) == row["label"].lower())
+                first_word(a) == row["label"].lower()
+            )
             stats["adapter_first_word_matches_label"] = stats.get("adapter_first_word_matches_label", 0) + (
-                first_word(b) == row["label"].lower())
+                first_word(b) == row["label"].lower()
+            )
         if args.show:
-            print(f"--- {row['external_id']} ({row['task']}, label {row.get('label')!r})\n"
-                  f"base:    {a!r}\nadapter: {b!r}")
+            print(
+                f"--- {row['external_id']} ({row['task']}, label {row.get('label')!r})\n"
+                f"base:    {a!r}\nadapter: {b!r}"
+            )
     labelled = [s for t, s in per_task.items() if t in LABELLED_TASKS]
     report = {
         "queries": len(rows),
         "differ": sum(a != b for a, b in zip(plain, tuned)),
         "labelled_queries": sum(s["n"] for s in labelled),
         "base_first_word_matches_label": sum(s.get("base_first_word_matches_label", 0) for s in labelled),
-        "adapter_first_word_matches_label": sum(s.get("adapter_first_word_matches_label", 0) for s in labelled),
+        "adapter_first_word_matches_label": sum(
+            s.get("adapter_first_word_matches_label", 0) for s in labelled
+        ),
         "per_task": per_task,
-        "examples": [{"id": r["external_id"], "label": r.get("label"), "base": a, "adapter": b}
-                     for r, a, b in list(zip(rows, plain, tuned))[:: max(1, args.per_task)]],
+        "examples": [
+            {"id": r["external_id"], "label": r.get("label"), "base": a, "adapter": b}
+            for r, a, b in list(zip(rows, plain, tuned))[:: max(1, args.per_task)]
+        ],
         "max_new_tokens": args.max_new_tokens,
         "decoding": "greedy",
         "adapter": os.path.relpath(args.adapter, ROOT),

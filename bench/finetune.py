@@ -31,17 +31,37 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 
-TINYLLAMA = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-                 num_key_value_heads=4, vocab_size=32000, tie_word_embeddings=False, max_position_embeddings=2048)
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, vocab_size=512, tie_word_embeddings=False, max_position_embeddings=1024)
+TINYLLAMA = {
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "num_hidden_layers": 22,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 4,
+    "vocab_size": 32000,
+    "tie_word_embeddings": False,
+    "max_position_embeddings": 2048,
+}
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 512,
+    "tie_word_embeddings": False,
+    "max_position_embeddings": 1024,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--random-tinyllama", action="store_true", help="TinyLlama-1.1B architecture, random weights")
-    which.add_argument("--tiny", action="store_true", help="a 2-layer, 64-wide llama (checks the script runs)")
+    which.add_argument(
+        "--random-tinyllama", action="store_true", help="TinyLlama-1.1B architecture, random weights"
+    )
+    which.add_argument(
+        "--tiny", action="store_true", help="a 2-layer, 64-wide llama (checks the script runs)"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--steps", type=int, default=10)
@@ -51,7 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=int, default=32)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--child", choices=["lora", "full"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -83,8 +105,16 @@ def run_mode(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats()
     with torch.device(device):
         model = LlamaForCausalLM(llama)  # fp32 weights: the master copy the optimiser updates
-    config = FinetuneConfig(mode=mode, r=args.r, alpha=args.alpha, gradient_checkpointing=args.gradient_checkpointing,
-                            device=device, seed=args.seed, batch_size=args.batch_size, max_length=args.seq_len)
+    config = FinetuneConfig(
+        mode=mode,
+        r=args.r,
+        alpha=args.alpha,
+        gradient_checkpointing=args.gradient_checkpointing,
+        device=device,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        max_length=args.seq_len,
+    )
     model = prepare_model(model, config)
     trainable, with_adapter = count_parameters(model)
     total = with_adapter - trainable if mode == "lora" else with_adapter
@@ -97,8 +127,11 @@ def run_mode(args: argparse.Namespace) -> dict:
     try:
         for _ in range(args.steps):
             ids = torch.randint(0, llama.vocab_size, (args.batch_size, args.seq_len), generator=generator)
-            batch = {"input_ids": ids.to(device), "labels": ids.to(device),
-                     "attention_mask": torch.ones_like(ids).to(device)}
+            batch = {
+                "input_ids": ids.to(device),
+                "labels": ids.to(device),
+                "attention_mask": torch.ones_like(ids).to(device),
+            }
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             started = time.perf_counter()
@@ -111,25 +144,27 @@ def run_mode(args: argparse.Namespace) -> dict:
         result["error"] = f"CUDA out of memory after {len(step_seconds)} steps: {str(exc).splitlines()[0]}"
     peak, kind = peak_memory(device)
     median = statistics.median(step_seconds) if step_seconds else None
-    result.update({
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_pct": trainable_share(trainable, total),
-        "peak_memory_bytes": peak,
-        "peak_memory_kind": kind,
-        "peak_memory_gib": round(peak / 2**30, 3),
-        "step_seconds": round(median, 5) if median else None,
-        "first_step_seconds": round(step_seconds[0], 5) if step_seconds else None,
-        "tokens_per_s": round(args.batch_size * args.seq_len / median, 1) if median else None,
-        "steps": len(step_seconds),
-        "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)] if losses else None,
-        "precision": "bf16 autocast, fp32 weights/grads/AdamW" if device.startswith("cuda") else "fp32",
-        "lr": config.learning_rate,
-        "lora": config.lora_dict(),
-        "gradient_checkpointing": args.gradient_checkpointing,
-        "device": device_name(device),
-        "versions": versions(),
-    })
+    result.update(
+        {
+            "trainable_params": trainable,
+            "total_params": total,
+            "trainable_pct": trainable_share(trainable, total),
+            "peak_memory_bytes": peak,
+            "peak_memory_kind": kind,
+            "peak_memory_gib": round(peak / 2**30, 3),
+            "step_seconds": round(median, 5) if median else None,
+            "first_step_seconds": round(step_seconds[0], 5) if step_seconds else None,
+            "tokens_per_s": round(args.batch_size * args.seq_len / median, 1) if median else None,
+            "steps": len(step_seconds),
+            "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)] if losses else None,
+            "precision": "bf16 autocast, fp32 weights/grads/AdamW" if device.startswith("cuda") else "fp32",
+            "lr": config.learning_rate,
+            "lora": config.lora_dict(),
+            "gradient_checkpointing": args.gradient_checkpointing,
+            "device": device_name(device),
+            "versions": versions(),
+        }
+    )
     return result
 
 
@@ -140,18 +175,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
     report: dict = {
-        "model": "TinyLlama-1.1B architecture, random weights" if args.random_tinyllama else "tiny llama (2x64), random",
+        "model": "TinyLlama-1.1B architecture, random weights"
+        if args.random_tinyllama
+        else "tiny llama (2x64), random",
         "data": "random token ids, loss on every token",
-        "batch_size": args.batch_size, "seq_len": args.seq_len, "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "steps": args.steps,
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
     }
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        child = subprocess.run([sys.executable, __file__, *forwarded, "--child", mode],
-                               capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, *forwarded, "--child", mode],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         lines = child.stdout.strip().splitlines()
         if child.returncode != 0 or not lines:
-            report[mode] = {"error": (child.stderr.strip().splitlines() or ["no output"])[-1],
-                            "returncode": child.returncode}
+            report[mode] = {
+                "error": (child.stderr.strip().splitlines() or ["no output"])[-1],
+                "returncode": child.returncode,
+            }
             print(child.stderr[-3000:], file=sys.stderr)
             continue
         for line in lines[:-1]:

@@ -37,9 +37,20 @@ TRAINING_JSON = "training.json"
 
 # The keys SPEC.md fixes for training.json; everything else in it is an extra.
 SPEC_KEYS = (
-    "mode", "trainable_params", "total_params", "trainable_pct", "epochs_run", "best_epoch",
-    "early_stopped", "train_loss", "val_loss", "peak_memory_bytes", "wall_seconds", "tokens_per_s",
-    "seed", "lora",
+    "mode",
+    "trainable_params",
+    "total_params",
+    "trainable_pct",
+    "epochs_run",
+    "best_epoch",
+    "early_stopped",
+    "train_loss",
+    "val_loss",
+    "peak_memory_bytes",
+    "wall_seconds",
+    "tokens_per_s",
+    "seed",
+    "lora",
 )
 
 
@@ -97,8 +108,13 @@ class FinetuneConfig:
     def lora_dict(self) -> dict[str, Any] | None:
         if self.mode != "lora":
             return None
-        return {"r": self.r, "alpha": self.alpha, "dropout": self.dropout,
-                "target_modules": list(self.target_modules), "bias": "none"}
+        return {
+            "r": self.r,
+            "alpha": self.alpha,
+            "dropout": self.dropout,
+            "target_modules": list(self.target_modules),
+            "bias": "none",
+        }
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -159,7 +175,9 @@ def lora_param_count(model: Any, r: int, target_modules: Iterable[str]) -> int:
     return count
 
 
-def count_lora_params(config: Any, r: int = 16, target_modules: Iterable[str] = DEFAULT_TARGET_MODULES) -> int:
+def count_lora_params(
+    config: Any, r: int = 16, target_modules: Iterable[str] = DEFAULT_TARGET_MODULES
+) -> int:
     """LoRA trainable parameters, Σ r·(in + out), for a model *config*, without allocating weights.
 
     The model is built on the meta device, so this works for billion-parameter configs in milliseconds."""
@@ -180,7 +198,9 @@ def trainable_share(trainable: int, total: int) -> float:
 # Data
 
 
-def build_examples(tokenizer: Any, prompts: Sequence[Any], max_length: int) -> tuple[list[Example], dict[str, int]]:
+def build_examples(
+    tokenizer: Any, prompts: Sequence[Any], max_length: int
+) -> tuple[list[Example], dict[str, int]]:
     """Tokenise prompts with a reference into (input, answer) examples of at most max_length tokens.
 
     Long examples are cut at the end (the answer loses its tail); an example whose prompt alone
@@ -207,10 +227,14 @@ def build_examples(tokenizer: Any, prompts: Sequence[Any], max_length: int) -> t
     return examples, counts
 
 
-def split_examples(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+def split_examples(
+    examples: Sequence[Example], val_fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
     """Deterministic train/validation split: the same examples and seed always give the same split."""
     if len(examples) < 2:
-        raise FinetuneError(f"need at least 2 usable examples to split into training and validation, got {len(examples)}")
+        raise FinetuneError(
+            f"need at least 2 usable examples to split into training and validation, got {len(examples)}"
+        )
     ordered = sorted(examples, key=lambda ex: ex.external_id)  # independent of the order rows came in
     positions = list(range(len(ordered)))
     random.Random(seed).shuffle(positions)
@@ -250,14 +274,16 @@ def batches(examples: Sequence[Example], batch_size: int, *, shuffle_seed: int |
     which examples share a window of 8 batches, and the order batches come in."""
     order = list(range(len(examples)))
     if shuffle_seed is None:
-        return [[examples[i] for i in order[k:k + batch_size]] for k in range(0, len(order), batch_size)]
+        return [[examples[i] for i in order[k : k + batch_size]] for k in range(0, len(order), batch_size)]
     rng = random.Random(shuffle_seed)
     rng.shuffle(order)
     window = batch_size * 8
     grouped: list[list[Example]] = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: len(examples[i].input_ids))
-        grouped.extend([examples[i] for i in chunk[k:k + batch_size]] for k in range(0, len(chunk), batch_size))
+        chunk = sorted(order[start : start + window], key=lambda i: len(examples[i].input_ids))
+        grouped.extend(
+            [examples[i] for i in chunk[k : k + batch_size]] for k in range(0, len(chunk), batch_size)
+        )
     rng.shuffle(grouped)
     return grouped
 
@@ -281,8 +307,12 @@ def prepare_model(model: Any, config: FinetuneConfig) -> Any:
 
         check_target_modules(model, config)
         lora = LoraConfig(
-            r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-            target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM",
+            r=config.r,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=list(config.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
     else:
@@ -329,8 +359,11 @@ def answer_loss_sum(model: Any, batch: dict[str, Any], device: str) -> tuple[Any
     if n_tokens == 0:
         return torch.zeros((), device=labels.device), 0
     with autocast_context(device):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       logits_to_keep=predicts_answer).logits
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=predicts_answer,
+        ).logits
     logits = logits.reshape(-1, logits.size(-1)).float()  # (n_tokens, vocab)
     targets = labels[:, 1:][predicts_answer[:, :-1]]
     loss_sum = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
@@ -348,7 +381,9 @@ def training_step(model: Any, optimizer: Any, batch: dict[str, Any], device: str
     return float(loss_sum.item()), n_tokens
 
 
-def validation_loss(model: Any, examples: Sequence[Example], *, batch_size: int, pad_id: int, device: str) -> float:
+def validation_loss(
+    model: Any, examples: Sequence[Example], *, batch_size: int, pad_id: int, device: str
+) -> float:
     """Mean cross-entropy per answer token over the validation examples."""
     import torch
 
@@ -399,8 +434,12 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
 
 
 def device_name(device: str) -> str:
@@ -497,7 +536,8 @@ def train(
     stage_dir.mkdir(parents=True, exist_ok=True)
     # the untrained model's validation loss: the yardstick for what training bought
     metrics["val_loss_before_training"] = round(
-        validation_loss(model, val_set, batch_size=config.batch_size, pad_id=pad_id, device=device), 6)
+        validation_loss(model, val_set, batch_size=config.batch_size, pad_id=pad_id, device=device), 6
+    )
 
     best_val = math.inf
     best_epoch = 0
@@ -533,9 +573,13 @@ def train(
         if evaluate is not None:
             val_loss = float(evaluate(model, epoch))
         else:
-            val_loss = validation_loss(model, val_set, batch_size=config.batch_size, pad_id=pad_id, device=device)
+            val_loss = validation_loss(
+                model, val_set, batch_size=config.batch_size, pad_id=pad_id, device=device
+            )
         if not math.isfinite(train_loss) or not math.isfinite(val_loss):
-            raise FloatingPointError(f"loss is not finite in epoch {epoch} (train {train_loss}, val {val_loss})")
+            raise FloatingPointError(
+                f"loss is not finite in epoch {epoch} (train {train_loss}, val {val_loss})"
+            )
 
         improved = val_loss < best_val
         if improved:
@@ -553,8 +597,11 @@ def train(
         refresh_measurements()
         _write_json(stage_dir / TRAINING_JSON, metrics)
         if on_epoch is not None:
-            on_epoch(EpochProgress(epoch, config.epochs, train_loss, val_loss, best_epoch, best_val, improved,
-                                   dict(metrics)))
+            on_epoch(
+                EpochProgress(
+                    epoch, config.epochs, train_loss, val_loss, best_epoch, best_val, improved, dict(metrics)
+                )
+            )
         if stop:
             break
 
@@ -568,7 +615,9 @@ def train(
     return TrainingResult(metrics, model)
 
 
-def save_trained(model: Any, tokenizer: Any, config: FinetuneConfig, folder: Path, *, base_label: str) -> None:
+def save_trained(
+    model: Any, tokenizer: Any, config: FinetuneConfig, folder: Path, *, base_label: str
+) -> None:
     if config.mode == "lora":
         if base_label:
             # the base as the user named it, not this machine's cache folder
@@ -602,7 +651,12 @@ def load_training_prompts(dataset_name: str) -> tuple[Any, list[Any]]:
 
 
 def finetune_run_execute(
-    *, dataset_name: str, base_model: str, gguf_file: str = "", output_dir: str | Path, config: FinetuneConfig,
+    *,
+    dataset_name: str,
+    base_model: str,
+    gguf_file: str = "",
+    output_dir: str | Path,
+    config: FinetuneConfig,
     on_epoch: Callable[[EpochProgress], None] | None = None,
     evaluate: Callable[[Any, int], float] | None = None,
     run: Any | None = None,
@@ -641,7 +695,8 @@ def finetune_run_execute(
     except (FinetuneError, ModelLoadError) as exc:
         if run is not None:
             FinetuneRun.objects.filter(pk=run.pk).update(
-                status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now())
+                status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now()
+            )
         raise
 
     base_label = base_model if not gguf_file else f"{base_model}/{gguf_file}"
@@ -653,9 +708,18 @@ def finetune_run_execute(
         "examples_truncated": counts["truncated"],
         "examples_dropped_too_long": counts["dropped_too_long"],
     }
-    fields = dict(dataset=dataset, base_model=base_model, gguf_file=gguf_file, output_dir=str(output),
-                  mode=config.mode, config=config.as_dict(), status=JobStatus.RUNNING, error="",
-                  started_at=timezone.now(), finished_at=None)
+    fields = {
+        "dataset": dataset,
+        "base_model": base_model,
+        "gguf_file": gguf_file,
+        "output_dir": str(output),
+        "mode": config.mode,
+        "config": config.as_dict(),
+        "status": JobStatus.RUNNING,
+        "error": "",
+        "started_at": timezone.now(),
+        "finished_at": None,
+    }
     if run is None:
         run = FinetuneRun.objects.create(**fields)
     else:
@@ -669,8 +733,18 @@ def finetune_run_execute(
 
     try:
         shutil.rmtree(stage, ignore_errors=True)
-        result = train(model, tokenizer, train_set, val_set, config, device=device, stage_dir=stage,
-                       base_metrics=base_metrics, on_epoch=report, evaluate=evaluate)
+        result = train(
+            model,
+            tokenizer,
+            train_set,
+            val_set,
+            config,
+            device=device,
+            stage_dir=stage,
+            base_metrics=base_metrics,
+            on_epoch=report,
+            evaluate=evaluate,
+        )
         metrics = result.metrics
         # the whole run, model loading and saving included (training.json's own is the loop's)
         metrics["run_wall_seconds"] = round(time.perf_counter() - wall_started, 3)
@@ -684,18 +758,35 @@ def finetune_run_execute(
         progress = FinetuneRun.objects.filter(pk=run.pk).values_list("metrics", flat=True).first() or {}
         progress = {**progress, "status": "failed", "error": error}
         FinetuneRun.objects.filter(pk=run.pk).update(
-            status=JobStatus.FAILED, error=f"{error}\n{traceback.format_exc(limit=5)}"[:10000],
-            metrics=progress, finished_at=timezone.now())
+            status=JobStatus.FAILED,
+            error=f"{error}\n{traceback.format_exc(limit=5)}"[:10000],
+            metrics=progress,
+            finished_at=timezone.now(),
+        )
         shutil.rmtree(stage, ignore_errors=True)
         raise
     FinetuneRun.objects.filter(pk=run.pk).update(
-        status=JobStatus.SUCCEEDED, metrics=metrics, finished_at=timezone.now())
+        status=JobStatus.SUCCEEDED, metrics=metrics, finished_at=timezone.now()
+    )
     run.refresh_from_db()
     return run
 
 
 __all__ = [
-    "DEFAULT_TARGET_MODULES", "EpochProgress", "Example", "FinetuneConfig", "FinetuneError", "SPEC_KEYS",
-    "build_examples", "count_lora_params", "count_parameters", "finetune_run_execute", "lora_param_count",
-    "prepare_model", "split_examples", "train", "training_step", "trainable_share",
+    "DEFAULT_TARGET_MODULES",
+    "SPEC_KEYS",
+    "EpochProgress",
+    "Example",
+    "FinetuneConfig",
+    "FinetuneError",
+    "build_examples",
+    "count_lora_params",
+    "count_parameters",
+    "finetune_run_execute",
+    "lora_param_count",
+    "prepare_model",
+    "split_examples",
+    "train",
+    "trainable_share",
+    "training_step",
 ]

@@ -24,7 +24,11 @@ from generation.finetune import (
 from generation.models import Dataset, FinetuneRun, JobStatus, Prompt
 
 REVIEWS = [
-    ("The blender is loud and broke after a week.", "What is the sentiment?", "Negative. It broke after a week."),
+    (
+        "The blender is loud and broke after a week.",
+        "What is the sentiment?",
+        "Negative. It broke after a week.",
+    ),
     ("I love the sound quality of these headphones.", "What is the sentiment?", "Positive. Great sound."),
     ("The tent leaks in the rain and the zipper is weak.", "Would you recommend it?", "No. The tent leaks."),
     ("This kettle boils water quickly.", "Would you recommend it?", "Yes. It is quick."),
@@ -35,15 +39,29 @@ REVIEWS = [
 def make_dataset(name: str = "reviews", n: int = 20, *, references: bool = True) -> Dataset:
     dataset = Dataset.objects.create(name=name)
     Prompt.objects.bulk_create(
-        Prompt(dataset=dataset, external_id=f"p{i:03d}", task="sentiment", context=REVIEWS[i % 5][0],
-               text=REVIEWS[i % 5][1], reference=REVIEWS[i % 5][2] if references else "")
+        Prompt(
+            dataset=dataset,
+            external_id=f"p{i:03d}",
+            task="sentiment",
+            context=REVIEWS[i % 5][0],
+            text=REVIEWS[i % 5][1],
+            reference=REVIEWS[i % 5][2] if references else "",
+        )
         for i in range(n)
     )
     return dataset
 
 
 def tiny_config(**overrides) -> FinetuneConfig:
-    values = dict(epochs=3, patience=2, batch_size=4, max_length=128, lr=5e-3, device="cpu", seed=0)
+    values = {
+        "epochs": 3,
+        "patience": 2,
+        "batch_size": 4,
+        "max_length": 128,
+        "lr": 5e-3,
+        "device": "cpu",
+        "seed": 0,
+    }
     values.update(overrides)
     return FinetuneConfig(**values)
 
@@ -77,15 +95,29 @@ def test_tinyllama_config_with_lora_r16_on_qkvo_trains_4505600_of_1100048384_par
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    config = LlamaConfig(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-                         num_key_value_heads=4, vocab_size=32000, tie_word_embeddings=False)
+    config = LlamaConfig(
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        vocab_size=32000,
+        tie_word_embeddings=False,
+    )
     assert count_lora_params(config, 16, ["q_proj", "k_proj", "v_proj", "o_proj"]) == 4_505_600
 
     with torch.device("meta"):  # no weights are allocated: 1.1 B parameters cost nothing here
         base = AutoModelForCausalLM.from_config(config)
     assert count_parameters(base) == (1_100_048_384, 1_100_048_384)
-    model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                                            task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        base,
+        LoraConfig(
+            r=16,
+            lora_alpha=32,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            task_type="CAUSAL_LM",
+        ),
+    )
     trainable, with_adapter = count_parameters(model)
     assert trainable == 4_505_600
     assert with_adapter - trainable == 1_100_048_384
@@ -145,8 +177,13 @@ def test_early_stopping_stops_after_patience_and_writes_the_best_epochs_adapter(
         return curve[epoch - 1]
 
     output = tmp_path / "adapter"
-    run = finetune_run_execute(dataset_name="reviews", base_model=str(tiny_llama_dir), output_dir=output,
-                               config=tiny_config(epochs=10, patience=3), evaluate=scripted_validation)
+    run = finetune_run_execute(
+        dataset_name="reviews",
+        base_model=str(tiny_llama_dir),
+        output_dir=output,
+        config=tiny_config(epochs=10, patience=3),
+        evaluate=scripted_validation,
+    )
 
     metrics = json.loads((output / "training.json").read_text())
     assert metrics["epochs_run"] == 6
@@ -156,8 +193,11 @@ def test_early_stopping_stops_after_patience_and_writes_the_best_epochs_adapter(
     # training is real: the adapter moved every epoch
     assert not all(snapshots[2][n].equal(snapshots[3][n]) for n in snapshots[3])
     saved = load_file(str(output / "adapter_model.safetensors"))
-    assert saved and all(name.rsplit(".weight", 1)[0] in {n.replace(".default", "").rsplit(".weight", 1)[0]
-                                                           for n in snapshots[3]} for name in saved)
+    assert saved and all(
+        name.rsplit(".weight", 1)[0]
+        in {n.replace(".default", "").rsplit(".weight", 1)[0] for n in snapshots[3]}
+        for name in saved
+    )
     best = {n.replace(".default", ""): t for n, t in snapshots[3].items()}
     last = {n.replace(".default", ""): t for n, t in snapshots[6].items()}
     for name, tensor in saved.items():
@@ -170,9 +210,18 @@ def test_early_stopping_stops_after_patience_and_writes_the_best_epochs_adapter(
 @pytest.mark.django_db
 def test_a_run_that_never_loses_patience_runs_every_epoch_and_is_not_early_stopped(tiny_llama_dir, tmp_path):
     make_dataset()
-    run = finetune_run_execute(dataset_name="reviews", base_model=str(tiny_llama_dir), output_dir=tmp_path / "a",
-                               config=tiny_config(epochs=3, patience=5), evaluate=lambda m, e: 5.0 - e)
-    assert (run.metrics["epochs_run"], run.metrics["best_epoch"], run.metrics["early_stopped"]) == (3, 3, False)
+    run = finetune_run_execute(
+        dataset_name="reviews",
+        base_model=str(tiny_llama_dir),
+        output_dir=tmp_path / "a",
+        config=tiny_config(epochs=3, patience=5),
+        evaluate=lambda m, e: 5.0 - e,
+    )
+    assert (run.metrics["epochs_run"], run.metrics["best_epoch"], run.metrics["early_stopped"]) == (
+        3,
+        3,
+        False,
+    )
 
 
 @pytest.mark.django_db
@@ -186,8 +235,13 @@ def test_training_json_has_the_spec_keys_and_consistent_values_and_the_adapter_c
     make_dataset()
     output = tmp_path / "adapter"
     progress = []
-    run = finetune_run_execute(dataset_name="reviews", base_model=str(tiny_llama_dir), output_dir=output,
-                               config=tiny_config(epochs=4, patience=4), on_epoch=progress.append)
+    run = finetune_run_execute(
+        dataset_name="reviews",
+        base_model=str(tiny_llama_dir),
+        output_dir=output,
+        config=tiny_config(epochs=4, patience=4),
+        on_epoch=progress.append,
+    )
 
     metrics = json.loads((output / "training.json").read_text())
     assert set(SPEC_KEYS) <= set(metrics)
@@ -200,16 +254,25 @@ def test_training_json_has_the_spec_keys_and_consistent_values_and_the_adapter_c
     assert metrics["train_loss"][-1] < metrics["train_loss"][0]
     assert metrics["trainable_params"] == 2 * 16 * ((64 + 64) * 2 + (64 + 32) * 2)
     assert metrics["trainable_pct"] == round(100 * metrics["trainable_params"] / metrics["total_params"], 4)
-    assert metrics["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05,
-                               "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "bias": "none"}
+    assert metrics["lora"] == {
+        "r": 16,
+        "alpha": 32,
+        "dropout": 0.05,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "bias": "none",
+    }
     assert metrics["peak_memory_bytes"] > 0 and metrics["peak_memory_kind"] == "process_peak_rss"
     assert metrics["wall_seconds"] > 0 and metrics["tokens_per_s"] > 0
     assert metrics["seed"] == 0 and metrics["train_examples"] == 18 and metrics["val_examples"] == 2
     assert len(metrics["data_sha256"]) == 64 and set(metrics["versions"]) >= {"torch", "transformers", "peft"}
     assert metrics["status"] == "succeeded" and metrics["base_model"] == str(tiny_llama_dir)
     assert [p.epoch for p in progress] == [1, 2, 3, 4]
-    assert sorted(p.name for p in output.iterdir()) == ["README.md", "adapter_config.json",
-                                                        "adapter_model.safetensors", "training.json"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "training.json",
+    ]
     assert not list(tmp_path.glob(".*partial*"))
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED and run.metrics == metrics and run.finished_at is not None
@@ -230,8 +293,12 @@ def test_full_fine_tuning_trains_every_parameter_and_writes_a_model_folder(tiny_
 
     make_dataset()
     output = tmp_path / "full"
-    run = finetune_run_execute(dataset_name="reviews", base_model=str(tiny_llama_dir), output_dir=output,
-                               config=tiny_config(mode="full", epochs=2, lr=None))
+    run = finetune_run_execute(
+        dataset_name="reviews",
+        base_model=str(tiny_llama_dir),
+        output_dir=output,
+        config=tiny_config(mode="full", epochs=2, lr=None),
+    )
     m = run.metrics
     assert m["mode"] == "full" and m["lora"] is None and m["config"]["lr"] == 2e-5
     assert m["trainable_params"] == m["total_params"] and m["trainable_pct"] == 100.0
@@ -250,8 +317,13 @@ def test_a_run_that_raises_mid_training_is_marked_failed_and_writes_nothing(tiny
 
     output = tmp_path / "adapter"
     with pytest.raises(RuntimeError, match="disk on fire"):
-        finetune_run_execute(dataset_name="reviews", base_model=str(tiny_llama_dir), output_dir=output,
-                             config=tiny_config(epochs=5), evaluate=broken_validation)
+        finetune_run_execute(
+            dataset_name="reviews",
+            base_model=str(tiny_llama_dir),
+            output_dir=output,
+            config=tiny_config(epochs=5),
+            evaluate=broken_validation,
+        )
     run = FinetuneRun.objects.get()
     assert run.status == JobStatus.FAILED
     assert run.error.startswith("RuntimeError: disk on fire")
@@ -267,9 +339,32 @@ def test_a_run_that_raises_mid_training_is_marked_failed_and_writes_nothing(tiny
 def test_the_command_prints_each_epoch_and_the_run_id_on_the_last_line(tiny_llama_dir, tmp_path):
     make_dataset()
     out = StringIO()
-    call_command("finetune", "--dataset", "reviews", "--base", str(tiny_llama_dir), "--output", str(tmp_path / "a"),
-                 "--epochs", "2", "--patience", "1", "--batch-size", "4", "--max-length", "128", "--r", "4",
-                 "--alpha", "8", "--target-modules", "q_proj,v_proj", "--device", "cpu", stdout=out)
+    call_command(
+        "finetune",
+        "--dataset",
+        "reviews",
+        "--base",
+        str(tiny_llama_dir),
+        "--output",
+        str(tmp_path / "a"),
+        "--epochs",
+        "2",
+        "--patience",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "128",
+        "--r",
+        "4",
+        "--alpha",
+        "8",
+        "--target-modules",
+        "q_proj,v_proj",
+        "--device",
+        "cpu",
+        stdout=out,
+    )
     lines = out.getvalue().strip().splitlines()
     run = FinetuneRun.objects.get()
     assert lines[-1] == str(run.pk)
@@ -283,14 +378,27 @@ def test_the_command_prints_each_epoch_and_the_run_id_on_the_last_line(tiny_llam
     "setup, args, message",
     [
         (lambda: None, ["--dataset", "nope"], "unknown dataset 'nope'"),
-        (lambda: Dataset.objects.create(name="empty"), ["--dataset", "empty"], "dataset 'empty' has no prompts"),
-        (lambda: make_dataset("bare", references=False), ["--dataset", "bare"],
-         "dataset 'bare' has no prompt with a reference answer to train on"),
-        (lambda: make_dataset(), ["--dataset", "reviews", "--base", "/no/such/model"],
-         "model folder not found: /no/such/model"),
+        (
+            lambda: Dataset.objects.create(name="empty"),
+            ["--dataset", "empty"],
+            "dataset 'empty' has no prompts",
+        ),
+        (
+            lambda: make_dataset("bare", references=False),
+            ["--dataset", "bare"],
+            "dataset 'bare' has no prompt with a reference answer to train on",
+        ),
+        (
+            lambda: make_dataset(),
+            ["--dataset", "reviews", "--base", "/no/such/model"],
+            "model folder not found: /no/such/model",
+        ),
         (lambda: make_dataset(), ["--dataset", "reviews", "--epochs", "0"], "--epochs must be at least 1"),
-        (lambda: make_dataset(), ["--dataset", "reviews", "--target-modules", "nonexistent_proj"],
-         "target modules not found in the model: nonexistent_proj"),
+        (
+            lambda: make_dataset(),
+            ["--dataset", "reviews", "--target-modules", "nonexistent_proj"],
+            "target modules not found in the model: nonexistent_proj",
+        ),
     ],
 )
 def test_the_command_rejects_bad_input_with_one_line_and_writes_nothing(
@@ -311,8 +419,9 @@ def test_a_run_row_given_by_a_queue_is_marked_failed_on_bad_input(tmp_path):
 
     run = FinetuneRun.objects.create(base_model="x", output_dir=str(tmp_path))
     with pytest.raises(FinetuneError):
-        finetune_run_execute(dataset_name="nope", base_model="x", output_dir=tmp_path / "o", config=tiny_config(),
-                             run=run)
+        finetune_run_execute(
+            dataset_name="nope", base_model="x", output_dir=tmp_path / "o", config=tiny_config(), run=run
+        )
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED and run.error == "unknown dataset 'nope'"
 
@@ -332,8 +441,22 @@ def test_bench_runs_lora_and_full_on_a_tiny_config(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
-        [sys.executable, str(root / "bench" / "finetune.py"), "--tiny", "--batch-size", "2", "--seq-len", "32",
-         "--steps", "3"], capture_output=True, text=True, timeout=300, cwd=root,
+        [
+            sys.executable,
+            str(root / "bench" / "finetune.py"),
+            "--tiny",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "32",
+            "--steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -13,29 +13,50 @@ class Command(BaseCommand):
     help = "Fine-tune a base model on a dataset's reference answers (LoRA by default) with early stopping."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dataset", required=True, help="dataset name; prompts with a reference are used")
+        parser.add_argument(
+            "--dataset", required=True, help="dataset name; prompts with a reference are used"
+        )
         parser.add_argument("--base", required=True, help="hub id, local folder, .gguf file, or smollm2-demo")
         parser.add_argument("--gguf-file", default="", help="GGUF file inside the --base folder")
-        parser.add_argument("--output", required=True, help="folder for the adapter (or model) and training.json")
+        parser.add_argument(
+            "--output", required=True, help="folder for the adapter (or model) and training.json"
+        )
         parser.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
         parser.add_argument("--epochs", type=int, default=50)
-        parser.add_argument("--patience", type=int, default=10,
-                            help="stop after this many epochs without a lower validation loss")
-        parser.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
+        parser.add_argument(
+            "--patience",
+            type=int,
+            default=10,
+            help="stop after this many epochs without a lower validation loss",
+        )
+        parser.add_argument(
+            "--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)"
+        )
         parser.add_argument("--batch-size", type=int, default=8)
-        parser.add_argument("--max-length", type=int, default=384, help="tokens per example (prompt + answer)")
+        parser.add_argument(
+            "--max-length", type=int, default=384, help="tokens per example (prompt + answer)"
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--val-fraction", type=float, default=0.1)
         parser.add_argument("--r", type=int, default=16, help="LoRA rank")
         parser.add_argument("--alpha", type=int, default=32, help="LoRA alpha")
         parser.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout")
-        parser.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj",
-                            help="comma-separated module names LoRA wraps")
+        parser.add_argument(
+            "--target-modules",
+            default="q_proj,k_proj,v_proj,o_proj",
+            help="comma-separated module names LoRA wraps",
+        )
         parser.add_argument("--gradient-checkpointing", action="store_true")
         parser.add_argument("--max-examples", type=int, default=None, help="use only the first N prompts")
-        parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-        parser.add_argument("--threads", type=int, default=None,
-                            help="torch CPU threads (default: torch's choice; 1 is often faster on a busy CPU)")
+        parser.add_argument(
+            "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="torch CPU threads (default: torch's choice; 1 is often faster on a busy CPU)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from generation.finetune import FinetuneConfig, FinetuneError, finetune_run_execute
@@ -44,13 +65,21 @@ class Command(BaseCommand):
         try:
             config = FinetuneConfig(
                 mode="full" if options["full"] else "lora",
-                epochs=options["epochs"], patience=options["patience"], lr=options["lr"],
-                batch_size=options["batch_size"], max_length=options["max_length"], seed=options["seed"],
-                val_fraction=options["val_fraction"], r=options["r"], alpha=options["alpha"],
+                epochs=options["epochs"],
+                patience=options["patience"],
+                lr=options["lr"],
+                batch_size=options["batch_size"],
+                max_length=options["max_length"],
+                seed=options["seed"],
+                val_fraction=options["val_fraction"],
+                r=options["r"],
+                alpha=options["alpha"],
                 dropout=options["dropout"],
                 target_modules=tuple(m.strip() for m in options["target_modules"].split(",") if m.strip()),
                 gradient_checkpointing=options["gradient_checkpointing"],
-                max_examples=options["max_examples"], device=options["device"], threads=options["threads"],
+                max_examples=options["max_examples"],
+                device=options["device"],
+                threads=options["threads"],
             )
         except FinetuneError as exc:
             raise CommandError(str(exc)) from exc
@@ -65,8 +94,12 @@ class Command(BaseCommand):
 
         try:
             run = finetune_run_execute(
-                dataset_name=options["dataset"], base_model=options["base"], gguf_file=options["gguf_file"],
-                output_dir=options["output"], config=config, on_epoch=progress,
+                dataset_name=options["dataset"],
+                base_model=options["base"],
+                gguf_file=options["gguf_file"],
+                output_dir=options["output"],
+                config=config,
+                on_epoch=progress,
             )
         except (FinetuneError, ModelLoadError) as exc:
             raise CommandError(str(exc)) from exc
