@@ -8,6 +8,8 @@ stops after `patience` epochs without improvement. The adapter (or model) writte
 one from the best epoch, with `training.json` describing how it was made.
 
 Only worker-side code (management command, Celery task, bench) imports this module: it pulls in torch.
+The training core (everything above `finetune_run_execute`) needs no Django, so bench/finetune.py
+runs on a GPU machine that has only torch, transformers and peft.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generation.modeling import BaseModelRef, ModelLoadError, load_base_model, resolve_base
 from generation.prompting import render_prompt
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -347,26 +348,27 @@ def autocast_context(device: str) -> Any:
 def answer_loss_sum(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     """(sum of token cross-entropies over answer tokens, number of answer tokens) for one batch.
 
-    Logits are computed only where a position predicts an answer token: the vocabulary projection
-    of prompt and padding positions (most of each example) would be thrown away by the loss anyway."""
+    Logits are computed only at positions where some row predicts an answer token: the vocabulary
+    projection of prompt positions (most of each example) would be thrown away by the loss anyway.
+    A 1-D `logits_to_keep` (positions shared by the batch) works across transformers versions."""
     import torch
 
     labels = batch["labels"]
-    # position p predicts token p + 1; the last position predicts nothing
-    predicts_answer = torch.zeros_like(labels, dtype=torch.bool)
-    predicts_answer[:, :-1] = labels[:, 1:] != -100
-    n_tokens = int(predicts_answer.sum().item())
+    targets_next = labels[:, 1:]  # position p predicts token p + 1
+    needed = (targets_next != -100).any(dim=0).nonzero().squeeze(1)
+    n_tokens = int((targets_next != -100).sum().item())
     if n_tokens == 0:
         return torch.zeros((), device=labels.device), 0
     with autocast_context(device):
         logits = model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
-            logits_to_keep=predicts_answer,
-        ).logits
-    logits = logits.reshape(-1, logits.size(-1)).float()  # (n_tokens, vocab)
-    targets = labels[:, 1:][predicts_answer[:, :-1]]
-    loss_sum = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+            logits_to_keep=needed,
+        ).logits  # (batch, len(needed), vocab)
+    targets = targets_next[:, needed]
+    loss_sum = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100, reduction="sum"
+    )
     return loss_sum, n_tokens
 
 
@@ -671,6 +673,7 @@ def finetune_run_execute(
     adapter next to an older one."""
     from django.utils import timezone
 
+    from generation.modeling import ModelLoadError, load_base_model, resolve_base
     from generation.models import FinetuneRun, JobStatus
 
     output = Path(output_dir).expanduser()
@@ -681,7 +684,7 @@ def finetune_run_execute(
         dataset, prompts = load_training_prompts(dataset_name)
         if config.max_examples is not None:
             prompts = prompts[: config.max_examples]
-        ref: BaseModelRef = resolve_base(base_model, gguf_file)
+        ref = resolve_base(base_model, gguf_file)
         model, tokenizer = load_base_model(ref, device=config.device, dtype="float32")
         device = str(next(model.parameters()).device)
         check_target_modules(model, config)

@@ -161,6 +161,25 @@ def test_the_validation_split_is_deterministic_for_a_seed(tiny_llama_dir):
     assert [e.external_id for e in split_examples(examples, 0.1, seed=4)[1]] != [e.external_id for e in val]
 
 
+@pytest.mark.django_db
+def test_the_answer_loss_equals_the_models_own_loss_on_the_same_labels(tiny_llama_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from generation.finetune import answer_loss_sum, collate
+    from generation.modeling import load_tokenizer, resolve_base
+
+    tokenizer = load_tokenizer(resolve_base(str(tiny_llama_dir)))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)).eval()
+    examples, _ = build_examples(tokenizer, list(make_dataset(n=5).prompts.all()), max_length=256)
+    batch = collate(examples, tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        loss_sum, n = answer_loss_sum(model, batch, "cpu")
+        reference = model(**batch).loss
+    assert n == sum(ex.answer_tokens for ex in examples)  # every answer token is predicted once
+    assert torch.allclose(loss_sum / n, reference, atol=1e-5)
+
+
 # --- the training loop --------------------------------------------------------------------------
 
 
