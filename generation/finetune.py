@@ -474,6 +474,27 @@ def train(
     train_set: Sequence[Example],
     val_set: Sequence[Example],
     config: FinetuneConfig,
+    **kwargs: Any,
+) -> TrainingResult:
+    """Train with early stopping (see `_train`), on `config.threads` CPU threads if set; the process's
+    thread count is put back afterwards, so a long-lived worker is left as it was."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(model, tokenizer, train_set, val_set, config, **kwargs)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    model: Any,
+    tokenizer: Any,
+    train_set: Sequence[Example],
+    val_set: Sequence[Example],
+    config: FinetuneConfig,
     *,
     device: str,
     stage_dir: Path,
@@ -489,8 +510,6 @@ def train(
     import torch
 
     started = time.perf_counter()
-    if config.threads:
-        torch.set_num_threads(config.threads)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     random.seed(config.seed)

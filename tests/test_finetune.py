@@ -61,6 +61,7 @@ def tiny_config(**overrides) -> FinetuneConfig:
         "lr": 5e-3,
         "device": "cpu",
         "seed": 0,
+        "threads": 1,  # oversubscribed threads on a shared CPU made these tiny runs up to 10x slower
     }
     values.update(overrides)
     return FinetuneConfig(**values)
@@ -254,6 +255,7 @@ def test_training_json_has_the_spec_keys_and_consistent_values_and_the_adapter_c
     make_dataset()
     output = tmp_path / "adapter"
     progress = []
+    threads_before = torch.get_num_threads()
     run = finetune_run_execute(
         dataset_name="reviews",
         base_model=str(tiny_llama_dir),
@@ -286,6 +288,7 @@ def test_training_json_has_the_spec_keys_and_consistent_values_and_the_adapter_c
     assert len(metrics["data_sha256"]) == 64 and set(metrics["versions"]) >= {"torch", "transformers", "peft"}
     assert metrics["status"] == "succeeded" and metrics["base_model"] == str(tiny_llama_dir)
     assert [p.epoch for p in progress] == [1, 2, 3, 4]
+    assert metrics["config"]["threads"] == 1 and torch.get_num_threads() == threads_before
     assert sorted(p.name for p in output.iterdir()) == [
         "README.md",
         "adapter_config.json",
@@ -382,6 +385,8 @@ def test_the_command_prints_each_epoch_and_the_run_id_on_the_last_line(tiny_llam
         "q_proj,v_proj",
         "--device",
         "cpu",
+        "--threads",
+        "1",
         stdout=out,
     )
     lines = out.getvalue().strip().splitlines()
