@@ -87,7 +87,9 @@ class GenerationJobAdmin(admin.ModelAdmin):
     def queue_again(self, request: HttpRequest, queryset: Any) -> None:
         for old in queryset.select_related("dataset", "pretrained_model", "finetuned_model"):
             if old.pretrained_model is None:
-                self.message_user(request, f"Job {old.pk} has no model (imported answers): skipped.", messages.WARNING)
+                self.message_user(
+                    request, f"Job {old.pk} has no model (imported answers): skipped.", messages.WARNING
+                )
                 continue
             settings = old.settings or {}
             with transaction.atomic():

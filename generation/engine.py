@@ -8,8 +8,9 @@ One base load serves both roles. The adapter is attached with
 disabled and fine-tuned rows with it enabled, in role-homogeneous batches. We measured the
 alternative, peft's mixed-batch inference (`generate(..., adapter_names=["__base__", "finetuned", ...])`,
 both roles of a prompt in one batch), with the demo model on this machine's 2 CPU cores (16 prompts x
-2 roles, 32 new tokens, 16 rows per batch): mixed 11.7-15.5 s, separate batches with the adapter
-disabled/enabled 10.2-11.3 s. Separate batches were no slower, and they keep each role's latency its
+2 roles, 32 new tokens, 16 rows per batch, 4 runs each on shared cores): mixed batches 11.0-15.5 s,
+separate batches with the adapter disabled/enabled 10.2-11.3 s (one outlier at 35 s while other
+processes loaded the cores). Separate batches were no slower, and they keep each role's latency its
 own (a mixed batch would smear the adapter's cost over both roles' latency figures).
 
 Batches are length-sorted (longest first) and left-padded; decoding is greedy unless the job asks for
@@ -108,7 +109,9 @@ def _release(entry: LoadedModel) -> None:
         pass
 
 
-def load_base(ref: BaseModelRef, *, device: str | None = None, dtype: str | None = None) -> tuple[LoadedModel, LoadInfo]:
+def load_base(
+    ref: BaseModelRef, *, device: str | None = None, dtype: str | None = None
+) -> tuple[LoadedModel, LoadInfo]:
     """The cached model for `ref`, loading it if this process does not hold it yet.
 
     A worker keeps one base model: loading another one drops the previous (GPU memory is the limit)."""
@@ -123,7 +126,9 @@ def load_base(ref: BaseModelRef, *, device: str | None = None, dtype: str | None
     started = time.perf_counter()
     model, tokenizer = load_base_model(ref, device=device, dtype=dtype)
     seconds = time.perf_counter() - started
-    entry = LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=device, dtype=dtype, load_seconds=seconds)
+    entry = LoadedModel(
+        ref=ref, model=model, tokenizer=tokenizer, device=device, dtype=dtype, load_seconds=seconds
+    )
     _CACHE[key] = entry
     return entry, LoadInfo(seconds=seconds, from_cache=False)
 
@@ -184,11 +189,13 @@ def load_adapter(entry: LoadedModel, adapter_path: str) -> tuple[str, LoadInfo]:
 
 @dataclass
 class Request:
-    """One row to answer. `adapter` is the peft adapter name, or None for the base model."""
+    """One row to answer. `adapter` is the peft adapter name, or None for the base model.
+    `prompt_ids`, when given, are used as they are instead of tokenising `prompt_text`."""
 
     key: Any
     prompt_text: str
     adapter: str | None
+    prompt_ids: list[int] | None = None
 
 
 @dataclass
@@ -203,7 +210,9 @@ class Result:
 
 def _eos_ids(entry: LoadedModel) -> set[int]:
     ids: set[int] = set()
-    config_eos = getattr(entry.model.generation_config, "eos_token_id", None) if entry.model is not None else None
+    config_eos = (
+        getattr(entry.model.generation_config, "eos_token_id", None) if entry.model is not None else None
+    )
     for value in (config_eos, entry.tokenizer.eos_token_id):
         if isinstance(value, int):
             ids.add(value)
@@ -221,7 +230,9 @@ def encode(entry: LoadedModel, text: str) -> list[int]:
 
 def plan_batches(lengths: Sequence[int], adapters: Sequence[str | None], batch_size: int) -> list[list[int]]:
     """Row indices grouped into role-homogeneous batches of similar length (longest first)."""
-    order = sorted(range(len(lengths)), key=lambda i: (adapters[i] is not None, adapters[i] or "", -lengths[i], i))
+    order = sorted(
+        range(len(lengths)), key=lambda i: (adapters[i] is not None, adapters[i] or "", -lengths[i], i)
+    )
     batches: list[list[int]] = []
     for i in order:
         if batches and len(batches[-1]) < batch_size and adapters[batches[-1][0]] == adapters[i]:
@@ -248,7 +259,9 @@ def generate(
     tokenizer = entry.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_ids = _eos_ids(entry)
-    encoded = [encode(entry, r.prompt_text) for r in requests]
+    encoded = [
+        list(r.prompt_ids) if r.prompt_ids is not None else encode(entry, r.prompt_text) for r in requests
+    ]
     for name in {r.adapter for r in requests if r.adapter is not None}:
         if name not in entry.adapters.values():
             raise ValueError(f"adapter {name!r} is not attached to this model")
@@ -271,8 +284,8 @@ def generate(
         attention = torch.zeros((len(batch), width), dtype=torch.long)
         for row, i in enumerate(batch):
             ids = encoded[i]
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids) :] = 1
         input_ids = input_ids.to(entry.device)
         attention = attention.to(entry.device)
         adapter = requests[batch[0]].adapter
@@ -295,11 +308,17 @@ def generate(
             tokens = new_tokens[row]
             stop = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
             produced = tokens if stop is None else tokens[: stop + 1]
-            text = tokenizer.decode(tokens if stop is None else tokens[:stop], skip_special_tokens=True).strip()
+            text = tokenizer.decode(
+                tokens if stop is None else tokens[:stop], skip_special_tokens=True
+            ).strip()
             results.append(
                 Result(
-                    key=requests[i].key, text=text, prompt_tokens=len(encoded[i]), output_tokens=len(produced),
-                    latency_ms=batch_ms / len(batch), batch_ms=batch_ms,
+                    key=requests[i].key,
+                    text=text,
+                    prompt_tokens=len(encoded[i]),
+                    output_tokens=len(produced),
+                    latency_ms=batch_ms / len(batch),
+                    batch_ms=batch_ms,
                 )
             )
         yield results

@@ -90,7 +90,9 @@ def _csv_records(path: Path, text: str, required: tuple[str, ...]) -> Iterator[t
         except csv.Error as exc:
             raise _fail(path.name, start, f"bad CSV: {exc}") from exc
         if None in record:  # more cells than columns
-            raise _fail(path.name, start, f"{len(header) + len(record[None])} cells for {len(header)} columns")
+            raise _fail(
+                path.name, start, f"{len(header) + len(record[None])} cells for {len(header)} columns"
+            )
         if any(v is None for v in record.values()):
             raise _fail(path.name, start, f"fewer cells than the {len(header)} columns")
         if any((v or "").strip() for v in record.values()):
@@ -115,7 +117,9 @@ def _clean_field(name: str, line: int, field: str, value: Any, *, required: bool
         try:
             validate_slug(value)
         except ValidationError as exc:
-            raise _fail(name, line, f'field "task": "{value}" is not a slug (letters, digits, - and _)') from exc
+            raise _fail(
+                name, line, f'field "task": "{value}" is not a slug (letters, digits, - and _)'
+            ) from exc
     return value
 
 
@@ -135,7 +139,9 @@ def _read_rows(path: Path, *, extra_required: tuple[str, ...] = (), allow_csv: b
     for line, record in records:
         values = {}
         for field in PROMPT_FIELDS:
-            values[field] = _clean_field(path.name, line, field, record.get(field), required=field in REQUIRED_FIELDS)
+            values[field] = _clean_field(
+                path.name, line, field, record.get(field), required=field in REQUIRED_FIELDS
+            )
         for field in extra_required:
             if field not in record or record[field] is None:
                 raise _fail(path.name, line, f'field "{field}": required')
@@ -143,7 +149,9 @@ def _read_rows(path: Path, *, extra_required: tuple[str, ...] = (), allow_csv: b
         external_id = values["external_id"]
         if external_id in first_seen:
             raise _fail(
-                path.name, line, f'field "external_id": duplicate "{external_id}" (first on line {first_seen[external_id]})'
+                path.name,
+                line,
+                f'field "external_id": duplicate "{external_id}" (first on line {first_seen[external_id]})',
             )
         first_seen[external_id] = line
         rows.append(Row(line, values))
@@ -166,13 +174,15 @@ def import_prompts(path: str | Path, *, dataset_name: str) -> tuple[Dataset, int
     with transaction.atomic():
         dataset, _ = Dataset.objects.get_or_create(name=dataset_name)
         existing = set(
-            Prompt.objects.filter(dataset=dataset, external_id__in=[r.values["external_id"] for r in rows])
-            .values_list("external_id", flat=True)
+            Prompt.objects.filter(
+                dataset=dataset, external_id__in=[r.values["external_id"] for r in rows]
+            ).values_list("external_id", flat=True)
         )
         for row in rows:
             if row.values["external_id"] in existing:
                 raise _fail(
-                    path.name, row.line,
+                    path.name,
+                    row.line,
                     f'field "external_id": "{row.values["external_id"]}" is already in dataset "{dataset.name}"',
                 )
         Prompt.objects.bulk_create([_prompt_from(row, dataset) for row in rows], batch_size=500)
@@ -190,7 +200,9 @@ def import_answers(path: str | Path, *, job_name: str) -> GenerationJob:
     with transaction.atomic():
         if Dataset.objects.filter(name=job_name).exists():
             raise DataImportError(f'dataset "{job_name}" already exists: pick another --job name')
-        dataset = Dataset.objects.create(name=job_name, description=f"imported with the answers of {path.name}")
+        dataset = Dataset.objects.create(
+            name=job_name, description=f"imported with the answers of {path.name}"
+        )
         prompts = Prompt.objects.bulk_create([_prompt_from(row, dataset) for row in rows], batch_size=500)
         if any(p.pk is None for p in prompts):  # backends without RETURNING: read the ids back
             by_external = dict(Prompt.objects.filter(dataset=dataset).values_list("external_id", "pk"))
@@ -198,8 +210,14 @@ def import_answers(path: str | Path, *, job_name: str) -> GenerationJob:
                 p.pk = by_external[p.external_id]
         now = timezone.now()
         job = GenerationJob.objects.create(
-            name=job_name, dataset=dataset, imported=True, status=JobStatus.SUCCEEDED, total=2 * len(rows),
-            settings={"source": path.name}, started_at=now, finished_at=now,
+            name=job_name,
+            dataset=dataset,
+            imported=True,
+            status=JobStatus.SUCCEEDED,
+            total=2 * len(rows),
+            settings={"source": path.name},
+            started_at=now,
+            finished_at=now,
         )
         Answer.objects.bulk_create(
             [

@@ -12,11 +12,16 @@ from .services import LIMITS, job_progress
 
 class JobCreateInput(serializers.Serializer):
     dataset = serializers.CharField(help_text="dataset name or id")
-    base_model = serializers.CharField(max_length=1000, help_text="hub id, local folder, .gguf path or smollm2-demo")
+    base_model = serializers.CharField(
+        max_length=1000, help_text="hub id, local folder, .gguf path or smollm2-demo"
+    )
     gguf_file = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     adapter_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     max_new_tokens = serializers.IntegerField(
-        required=False, default=64, min_value=LIMITS["max_new_tokens"][0], max_value=LIMITS["max_new_tokens"][1]
+        required=False,
+        default=64,
+        min_value=LIMITS["max_new_tokens"][0],
+        max_value=LIMITS["max_new_tokens"][1],
     )
     batch_size = serializers.IntegerField(
         required=False, default=16, min_value=LIMITS["batch_size"][0], max_value=LIMITS["batch_size"][1]
@@ -38,9 +43,25 @@ class JobOutput(serializers.ModelSerializer):
     class Meta:
         model = GenerationJob
         fields = [
-            "id", "name", "dataset", "dataset_name", "status", "done", "total", "error", "tokens_per_s", "eta_s",
-            "fallback", "base_model", "gguf_file", "adapter_path", "settings", "imported", "created_at",
-            "started_at", "finished_at",
+            "id",
+            "name",
+            "dataset",
+            "dataset_name",
+            "status",
+            "done",
+            "total",
+            "error",
+            "tokens_per_s",
+            "eta_s",
+            "fallback",
+            "base_model",
+            "gguf_file",
+            "adapter_path",
+            "settings",
+            "imported",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields
 

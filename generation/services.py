@@ -82,14 +82,18 @@ def _spec_name(base_model: str, gguf_file: str, adapter_path: str) -> str:
 
 def model_spec_get_or_create(*, base_model: str, gguf_file: str = "", adapter_path: str = "") -> ModelSpec:
     """The spec with exactly these fields, made if no job used them before."""
-    spec = ModelSpec.objects.filter(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path).first()
+    spec = ModelSpec.objects.filter(
+        base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path
+    ).first()
     if spec is not None:
         return spec
     name = _spec_name(base_model, gguf_file, adapter_path)
     if ModelSpec.objects.filter(name=name).exists():  # a shortened name collided: make it unique
         digest = hashlib.sha256(f"{base_model}\0{gguf_file}\0{adapter_path}".encode()).hexdigest()[:8]
         name = f"{name[:190]} #{digest}"
-    return ModelSpec.objects.create(name=name, base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
+    return ModelSpec.objects.create(
+        name=name, base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path
+    )
 
 
 def _check_setting(name: str, value: Any) -> int:
@@ -121,7 +125,9 @@ def job_create(
     base_model = (base_model or "").strip()
     if not base_model:
         raise JobInputError("base_model", "required")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
         raise JobInputError("chunk_prompts", "must be a whole number of at least 1")
     job_settings = {
         "max_new_tokens": _check_setting("max_new_tokens", max_new_tokens),
@@ -133,10 +139,12 @@ def job_create(
     adapter_path = (adapter_path or "").strip()
     with transaction.atomic():
         pretrained = model_spec_get_or_create(base_model=base_model, gguf_file=gguf_file)
-        finetuned = model_spec_get_or_create(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
+        finetuned = model_spec_get_or_create(
+            base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path
+        )
         prompt_ids = list(Prompt.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True))
         job = GenerationJob.objects.create(
-            name=name or f"{dataset.name} / {pretrained.name}",
+            name=(name or f"{dataset.name} / {pretrained.name}")[:200],
             dataset=dataset,
             pretrained_model=pretrained,
             finetuned_model=finetuned,
@@ -147,7 +155,9 @@ def job_create(
         )
         if not prompt_ids:
             GenerationJob.objects.filter(pk=job.pk).update(
-                status=JobStatus.FAILED, error=f'dataset "{dataset.name}" has no prompts', finished_at=timezone.now()
+                status=JobStatus.FAILED,
+                error=f'dataset "{dataset.name}" has no prompts',
+                finished_at=timezone.now(),
             )
             job.refresh_from_db()
             return job
@@ -174,14 +184,21 @@ def _send_chunks(job_id: int) -> None:
     from .tasks import run_chunk
 
     chunk_ids = list(
-        GenerationChunk.objects.filter(job_id=job_id, finished_at__isnull=True).order_by("index").values_list("id", flat=True)
+        GenerationChunk.objects.filter(job_id=job_id, finished_at__isnull=True)
+        .order_by("index")
+        .values_list("id", flat=True)
     )
     for chunk_id in chunk_ids:
         try:
             run_chunk.apply_async(
                 args=[chunk_id],
                 retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
+                retry_policy={
+                    "max_retries": 2,
+                    "interval_start": 0.2,
+                    "interval_step": 0.5,
+                    "interval_max": 1.0,
+                },
             )
         except (OperationalError, OSError) as exc:
             # Never fall back to running inline: the job fails and says why.
@@ -252,8 +269,15 @@ def job_progress(job: GenerationJob) -> Progress:
     if job.status in ACTIVE_STATUSES and elapsed and done:
         eta = round((job.total - done) * elapsed / done, 1)
     return Progress(
-        status=job.status, done=done, total=job.total, output_tokens=tokens, elapsed_s=elapsed,
-        tokens_per_s=tokens_per_s, eta_s=eta, fallback=fallback, error=job.error,
+        status=job.status,
+        done=done,
+        total=job.total,
+        output_tokens=tokens,
+        elapsed_s=elapsed,
+        tokens_per_s=tokens_per_s,
+        eta_s=eta,
+        fallback=fallback,
+        error=job.error,
     )
 
 
@@ -272,16 +296,29 @@ def _job_key(job: GenerationJob) -> tuple[int, str]:
 
 
 def _record_load(
-    job: GenerationJob, *, kind: str, target: str, success: bool, seconds: float | None,
-    error: str = "", from_cache: bool = False, worker: str,
+    job: GenerationJob,
+    *,
+    kind: str,
+    target: str,
+    success: bool,
+    seconds: float | None,
+    error: str = "",
+    from_cache: bool = False,
+    worker: str,
 ) -> None:
     key = (_job_key(job), kind, target)
     if success and key in _recorded_loads:
         return
     _recorded_loads.add(key)
     ModelLoadAttempt.objects.create(
-        job=job, kind=kind, target=target[:1000], success=success, error=error, seconds=seconds,
-        worker=worker, from_cache=from_cache,
+        job=job,
+        kind=kind,
+        target=target[:1000],
+        success=success,
+        error=error,
+        seconds=seconds,
+        worker=worker,
+        from_cache=from_cache,
     )
 
 
@@ -311,11 +348,18 @@ def _load_models(job: GenerationJob, worker: str) -> RoleModels:
             entry, info = engine.load_base(ref, device=device, dtype=dtype)
         except Exception as exc:  # ModelLoadError, or e.g. out of memory while moving it to the device
             error = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
-            _record_load(job, kind="base", target=target, success=False, seconds=None, error=error, worker=worker)
+            _record_load(
+                job, kind="base", target=target, success=False, seconds=None, error=error, worker=worker
+            )
             raise ModelLoadError(error) from exc
         _record_load(
-            job, kind="base", target=target, success=True, seconds=round(info.seconds, 3),
-            from_cache=info.from_cache, worker=worker,
+            job,
+            kind="base",
+            target=target,
+            success=True,
+            seconds=round(info.seconds, 3),
+            from_cache=info.from_cache,
+            worker=worker,
         )
         return entry
 
@@ -331,8 +375,13 @@ def _load_models(job: GenerationJob, worker: str) -> RoleModels:
     except engine.AdapterLoadError as exc:
         _failed_adapters[(_job_key(job), adapter_path)] = str(exc)
         _record_load(
-            job, kind="adapter", target=adapter_path, success=False,
-            seconds=round(time.perf_counter() - started, 3), error=str(exc), worker=worker,
+            job,
+            kind="adapter",
+            target=adapter_path,
+            success=False,
+            seconds=round(time.perf_counter() - started, 3),
+            error=str(exc),
+            worker=worker,
         )
         logger.warning("job %s: %s; the pre-trained model answers for the fine-tuned role", job.pk, exc)
         if exc.base_damaged:
@@ -341,8 +390,13 @@ def _load_models(job: GenerationJob, worker: str) -> RoleModels:
             entry = load_base()
         return RoleModels(entry, None, fallback=True)
     _record_load(
-        job, kind="adapter", target=adapter_path, success=True, seconds=round(info.seconds, 3),
-        from_cache=info.from_cache, worker=worker,
+        job,
+        kind="adapter",
+        target=adapter_path,
+        success=True,
+        seconds=round(info.seconds, 3),
+        from_cache=info.from_cache,
+        worker=worker,
     )
     return RoleModels(entry, name, fallback=False)
 
@@ -395,7 +449,11 @@ def chunk_run(*, chunk_id: int) -> None:
     from . import engine
     from .modeling import ModelLoadError
 
-    chunk = GenerationChunk.objects.select_related("job__pretrained_model", "job__finetuned_model").filter(pk=chunk_id).first()
+    chunk = (
+        GenerationChunk.objects.select_related("job__pretrained_model", "job__finetuned_model")
+        .filter(pk=chunk_id)
+        .first()
+    )
     if chunk is None:
         return  # the job was deleted after queueing
     job = chunk.job
@@ -404,7 +462,9 @@ def chunk_run(*, chunk_id: int) -> None:
         return
     worker = engine.worker_name()
     now = timezone.now()
-    GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=now)
+    GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now
+    )
     GenerationChunk.objects.filter(pk=chunk.pk).update(
         status=JobStatus.RUNNING, worker=worker, attempts=F("attempts") + 1, started_at=now
     )
@@ -443,23 +503,37 @@ def _answer_missing(job: GenerationJob, missing: list[tuple[Prompt, str]], worke
     settings_ = {**DEFAULT_SETTINGS, **job.settings}
     requests = [
         engine.Request(
-            key=(prompt.pk, role), prompt_text=render_prompt(entry.tokenizer, prompt),
+            key=(prompt.pk, role),
+            prompt_text=render_prompt(entry.tokenizer, prompt),
             adapter=models.adapter if role == Role.FINETUNED else None,
         )
         for prompt, role in missing
     ]
     seed = int(settings_["seed"])
     for results in engine.generate(
-        entry, requests, max_new_tokens=int(settings_["max_new_tokens"]), batch_size=int(settings_["batch_size"]),
-        do_sample=bool(settings_["do_sample"]), seed=seed,
-        temperature=settings_.get("temperature"), top_p=settings_.get("top_p"),
+        entry,
+        requests,
+        max_new_tokens=int(settings_["max_new_tokens"]),
+        batch_size=int(settings_["batch_size"]),
+        do_sample=bool(settings_["do_sample"]),
+        seed=seed,
+        temperature=settings_.get("temperature"),
+        top_p=settings_.get("top_p"),
     ):
         Answer.objects.bulk_create(
             [
                 Answer(
-                    job=job, prompt_id=r.key[0], role=r.key[1], text=r.text, prompt_tokens=r.prompt_tokens,
-                    output_tokens=r.output_tokens, latency_ms=round(r.latency_ms, 3), batch_ms=round(r.batch_ms, 3),
-                    worker=worker, device=entry.device, seed=seed,
+                    job=job,
+                    prompt_id=r.key[0],
+                    role=r.key[1],
+                    text=r.text,
+                    prompt_tokens=r.prompt_tokens,
+                    output_tokens=r.output_tokens,
+                    latency_ms=round(r.latency_ms, 3),
+                    batch_ms=round(r.batch_ms, 3),
+                    worker=worker,
+                    device=entry.device,
+                    seed=seed,
                     fallback=models.fallback and r.key[1] == Role.FINETUNED,
                 )
                 for r in results

@@ -14,13 +14,25 @@ from __future__ import annotations
 import os
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 # Before anything imports huggingface_hub: no machine here reaches the hub, and without this a
 # mistyped hub id spends ~50 s in network retries. Export HF_HUB_OFFLINE=0 where workers reach it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-@shared_task(name="generation.run_chunk", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+# Only a database that went away for a moment is worth retrying (with backoff, a few times); every
+# other failure is recorded on the chunk by chunk_run itself and the job goes on.
+@shared_task(
+    name="generation.run_chunk",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+)
 def run_chunk(chunk_id: int) -> None:
     """Answer one chunk of a job (both roles). Takes an id only; re-running it is harmless."""
     from .services import chunk_run

@@ -100,7 +100,9 @@ class JobCancelAPI(APIView):
     def post(self, request: Request, pk: int) -> Response:
         job = get_object_or_404(_jobs(), pk=pk)
         changed = job_cancel(job=job)
-        return Response(JobOutput(job).data, status=status.HTTP_200_OK if changed else status.HTTP_409_CONFLICT)
+        return Response(
+            JobOutput(job).data, status=status.HTTP_200_OK if changed else status.HTTP_409_CONFLICT
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,8 +118,13 @@ def _require_admin(request: HttpRequest) -> None:
 def job_list_page(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     form_errors: dict[str, str] = {}
-    values = {"dataset": request.GET.get("dataset", ""), "base_model": "", "gguf_file": "", "adapter_path": "",
-              "max_new_tokens": "64"}
+    values = {
+        "dataset": request.GET.get("dataset", ""),
+        "base_model": "",
+        "gguf_file": "",
+        "adapter_path": "",
+        "max_new_tokens": "64",
+    }
     if request.method == "POST":
         values = {key: request.POST.get(key, "").strip() for key in values}
         serializer = JobCreateInput(data=values)
@@ -138,7 +145,8 @@ def job_list_page(request: HttpRequest) -> HttpResponse:
     rows = [(job, job_progress(job)) for job in jobs]
     datasets = Dataset.objects.order_by("name")
     return render(
-        request, "generation/job_list.html",
+        request,
+        "generation/job_list.html",
         {"rows": rows, "datasets": datasets, "values": values, "form_errors": form_errors},
         status=400 if form_errors else 200,
     )
@@ -149,7 +157,8 @@ def job_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
     _require_admin(request)
     job = get_object_or_404(_jobs(), pk=pk)
     return render(
-        request, "generation/job_detail.html",
+        request,
+        "generation/job_detail.html",
         {
             "job": job,
             "progress": job_progress(job),

@@ -5,11 +5,31 @@ from __future__ import annotations
 from generation.models import Dataset, GenerationJob, Prompt
 
 REVIEWS = [
-    ("sentiment", "What is the sentiment of this review?", "The blender is loud and broke after a week.", "negative"),
-    ("sentiment", "Is this review positive or negative?", "I love the sound quality of these headphones.", "positive"),
+    (
+        "sentiment",
+        "What is the sentiment of this review?",
+        "The blender is loud and broke after a week.",
+        "negative",
+    ),
+    (
+        "sentiment",
+        "Is this review positive or negative?",
+        "I love the sound quality of these headphones.",
+        "positive",
+    ),
     ("recommendation", "Would you recommend it?", "The tent leaks in the rain and the zipper is weak.", "no"),
-    ("features", "Which features does the reviewer mention?", "Light, quiet and cheap; the design is nice.", ""),
-    ("relevance", "Is the battery good?", "The battery life of this phone is great and the screen is bright.", ""),
+    (
+        "features",
+        "Which features does the reviewer mention?",
+        "Light, quiet and cheap; the design is nice.",
+        "",
+    ),
+    (
+        "relevance",
+        "Is the battery good?",
+        "The battery life of this phone is great and the screen is bright.",
+        "",
+    ),
 ]
 
 
@@ -17,9 +37,14 @@ def make_dataset(name: str = "shop", n: int = 5) -> Dataset:
     dataset = Dataset.objects.create(name=name)
     Prompt.objects.bulk_create(
         [
-            Prompt(dataset=dataset, external_id=f"p{i}", task=REVIEWS[i % len(REVIEWS)][0],
-                   text=REVIEWS[i % len(REVIEWS)][1], context=REVIEWS[i % len(REVIEWS)][2],
-                   label=REVIEWS[i % len(REVIEWS)][3])
+            Prompt(
+                dataset=dataset,
+                external_id=f"p{i}",
+                task=REVIEWS[i % len(REVIEWS)][0],
+                text=REVIEWS[i % len(REVIEWS)][1],
+                context=REVIEWS[i % len(REVIEWS)][2],
+                label=REVIEWS[i % len(REVIEWS)][3],
+            )
             for i in range(n)
         ]
     )

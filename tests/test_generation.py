@@ -23,7 +23,7 @@ from generation.models import (
     ModelLoadAttempt,
     ModelSpec,
 )
-from generation.services import chunk_run, job_cancel, job_create, job_queue
+from generation.services import chunk_run, job_cancel, job_create
 from tests.generation_fixtures import make_dataset, run_job_here
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,10 @@ def test_a_job_freezes_its_prompts_into_chunks_and_reuses_model_specs():
     assert [len(c.prompt_ids) for c in job.chunks.all()] == [2, 2, 1]
     assert job.settings == {"max_new_tokens": 64, "batch_size": 16, "seed": 0, "do_sample": False}
     assert ModelSpec.objects.count() == 2
-    assert (again.pretrained_model_id, again.finetuned_model_id) == (job.pretrained_model_id, job.finetuned_model_id)
+    assert (again.pretrained_model_id, again.finetuned_model_id) == (
+        job.pretrained_model_id,
+        job.finetuned_model_id,
+    )
     assert job.finetuned_model.adapter_path == "/adapters/a" and job.pretrained_model.adapter_path == ""
 
 
@@ -56,10 +59,30 @@ def test_an_empty_dataset_gives_a_failed_job_saying_why():
     assert job.finished_at is not None and not job.chunks.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_queue_generation_on_an_empty_dataset_prints_the_failed_job_and_exits_non_zero():
+    Dataset.objects.create(name="empty")
+    out = StringIO()
+    with mock.patch("generation.tasks.run_chunk.apply_async") as send, pytest.raises(CommandError) as info:
+        call_command("queue_generation", "--dataset", "empty", "--base", "m", stdout=out, stderr=StringIO())
+    job = GenerationJob.objects.get()
+    assert str(info.value) == f'job {job.pk} failed: dataset "empty" has no prompts'
+    assert out.getvalue().strip().splitlines()[-1] == str(job.pk)
+    assert not send.called
+
+
 @pytest.mark.django_db
 def test_queue_generation_with_an_unknown_dataset_creates_nothing():
     with pytest.raises(CommandError, match=r'^--dataset: no dataset named "nope"$'):
-        call_command("queue_generation", "--dataset", "nope", "--base", "smollm2-demo", stdout=StringIO(), stderr=StringIO())
+        call_command(
+            "queue_generation",
+            "--dataset",
+            "nope",
+            "--base",
+            "smollm2-demo",
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
     assert not GenerationJob.objects.exists() and not ModelSpec.objects.exists()
 
 
@@ -67,8 +90,17 @@ def test_queue_generation_with_an_unknown_dataset_creates_nothing():
 def test_queue_generation_rejects_a_bad_setting():
     make_dataset()
     with pytest.raises(CommandError, match=r"^--max-new-tokens: must be a whole number from 1 to 8192$"):
-        call_command("queue_generation", "--dataset", "shop", "--base", "x", "--max-new-tokens", "0",
-                     stdout=StringIO(), stderr=StringIO())
+        call_command(
+            "queue_generation",
+            "--dataset",
+            "shop",
+            "--base",
+            "x",
+            "--max-new-tokens",
+            "0",
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
     assert not GenerationJob.objects.exists()
 
 
@@ -77,7 +109,9 @@ def test_queue_generation_sends_one_task_per_chunk_after_commit_and_prints_the_i
     make_dataset(n=3)
     out = StringIO()
     with mock.patch("generation.tasks.run_chunk.apply_async") as send:
-        call_command("queue_generation", "--dataset", "shop", "--base", "smollm2-demo", stdout=out, stderr=StringIO())
+        call_command(
+            "queue_generation", "--dataset", "shop", "--base", "smollm2-demo", stdout=out, stderr=StringIO()
+        )
     job = GenerationJob.objects.get()
     assert out.getvalue().strip().splitlines()[-1] == str(job.pk)
     assert [c.kwargs["args"] for c in send.call_args_list] == [[c.pk] for c in job.chunks.all()]
@@ -90,12 +124,25 @@ def test_an_unreachable_broker_fails_the_job_and_the_command_says_so():
 
     make_dataset(n=3)
     out = StringIO()
-    with mock.patch("generation.tasks.run_chunk.apply_async", side_effect=OperationalError("Connection refused")):
-        with pytest.raises(CommandError) as info:
-            call_command("queue_generation", "--dataset", "shop", "--base", "smollm2-demo", stdout=out, stderr=StringIO())
+    refused = OperationalError("Connection refused")
+    with (
+        mock.patch("generation.tasks.run_chunk.apply_async", side_effect=refused),
+        pytest.raises(CommandError) as info,
+    ):
+        call_command(
+            "queue_generation",
+            "--dataset",
+            "shop",
+            "--base",
+            "smollm2-demo",
+            stdout=out,
+            stderr=StringIO(),
+        )
     job = GenerationJob.objects.get()
     assert job.status == JobStatus.FAILED
-    assert job.error.startswith("broker unreachable (") and job.error.endswith("OperationalError: Connection refused")
+    assert job.error.startswith("broker unreachable (") and job.error.endswith(
+        "OperationalError: Connection refused"
+    )
     assert str(info.value) == f"job {job.pk} failed: {job.error}"
     assert out.getvalue().strip().splitlines()[-1] == str(job.pk)
 
@@ -108,7 +155,15 @@ def test_web_code_does_not_import_torch():
         "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
     )
     env = {"PATH": "/usr/bin:/bin", "DEBUG": "1", "EVALSITE_VAR_DIR": str(Path(services.settings.VAR_DIR))}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -121,12 +176,16 @@ def test_web_code_does_not_import_torch():
 @pytest.mark.django_db
 @override_settings(GENERATION_CHUNK_PROMPTS=3)
 def test_a_job_answers_every_prompt_in_both_roles_with_token_counts(tiny_llama_dir, tiny_adapter_dir):
-    job = job_create(dataset=make_dataset(n=5), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir), **TINY)
+    job = job_create(
+        dataset=make_dataset(n=5), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir), **TINY
+    )
     job = run_job_here(job)
     assert job.status == JobStatus.SUCCEEDED, job.error
     answers = list(job.answers.all())
     assert len(answers) == job.total == 10
-    assert {(a.prompt_id, a.role) for a in answers} == {(p, r) for p in job.dataset.prompts.values_list("id", flat=True) for r in ("pretrained", "finetuned")}
+    assert {(a.prompt_id, a.role) for a in answers} == {
+        (p, r) for p in job.dataset.prompts.values_list("id", flat=True) for r in ("pretrained", "finetuned")
+    }
     for a in answers:
         assert a.prompt_tokens > 10 and 1 <= a.output_tokens <= 6
         assert a.latency_ms > 0 and a.batch_ms >= a.latency_ms
@@ -144,10 +203,14 @@ def test_a_job_answers_every_prompt_in_both_roles_with_token_counts(tiny_llama_d
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_running_a_chunk_again_makes_no_second_answer(tiny_llama_dir, tiny_adapter_dir):
-    job = job_create(dataset=make_dataset(n=3), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir), **TINY)
+    job = job_create(
+        dataset=make_dataset(n=3), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir), **TINY
+    )
     chunk = job.chunks.get()
     # A first delivery died after making one answer; the redelivered task makes only the other five.
-    Answer.objects.create(job=job, prompt=job.dataset.prompts.first(), role="pretrained", text="from the first try")
+    Answer.objects.create(
+        job=job, prompt=job.dataset.prompts.first(), role="pretrained", text="from the first try"
+    )
     GenerationChunk.objects.filter(pk=chunk.pk).update(status=JobStatus.RUNNING, attempts=1)
     chunk_run(chunk_id=chunk.pk)
     chunk_run(chunk_id=chunk.pk)  # a duplicate delivery after the job finished
@@ -165,7 +228,9 @@ def test_a_broken_adapter_falls_back_to_the_base_model(tiny_llama_dir, tmp_path)
     broken = tmp_path / "adapter"
     broken.mkdir()
     (broken / "adapter_config.json").write_text('{"peft_type": "LORA", "target_modules": ["q_proj"], "r": 4}')
-    job = job_create(dataset=make_dataset(n=3), base_model=str(tiny_llama_dir), adapter_path=str(broken), **TINY)
+    job = job_create(
+        dataset=make_dataset(n=3), base_model=str(tiny_llama_dir), adapter_path=str(broken), **TINY
+    )
     job = run_job_here(job)
     assert job.status == JobStatus.SUCCEEDED
     finetuned = job.answers.filter(role="finetuned")
@@ -179,7 +244,9 @@ def test_a_broken_adapter_falls_back_to_the_base_model(tiny_llama_dir, tmp_path)
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_a_missing_adapter_folder_falls_back_and_says_so(tiny_llama_dir, tmp_path):
-    job = job_create(dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(tmp_path / "gone"), **TINY)
+    job = job_create(
+        dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(tmp_path / "gone"), **TINY
+    )
     job = run_job_here(job)
     assert job.status == JobStatus.SUCCEEDED
     assert job.answers.filter(role="finetuned", fallback=True).count() == 2
@@ -191,7 +258,10 @@ def test_a_missing_adapter_folder_falls_back_and_says_so(tiny_llama_dir, tmp_pat
 @pytest.mark.parametrize(
     ("base", "error_start"),
     [
-        ("no-such-org/no-such-model", "cannot load the base model: cannot load tokenizer of no-such-org/no-such-model"),
+        (
+            "no-such-org/no-such-model",
+            "cannot load the base model: cannot load tokenizer of no-such-org/no-such-model",
+        ),
         ("/no/such/folder", "cannot load the base model: model folder not found: /no/such/folder"),
     ],
 )
@@ -209,7 +279,9 @@ def test_a_base_model_that_cannot_load_fails_the_job_with_its_reason(base, error
 @pytest.mark.django_db
 @override_settings(GENERATION_CHUNK_PROMPTS=2)
 def test_a_cancelled_job_stops_and_keeps_its_status(tiny_llama_dir, tiny_adapter_dir):
-    job = job_create(dataset=make_dataset(n=4), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir), **TINY)
+    job = job_create(
+        dataset=make_dataset(n=4), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir), **TINY
+    )
     first, second = job.chunks.all()
     chunk_run(chunk_id=first.pk)
     assert job_cancel(job=job)
@@ -235,7 +307,9 @@ def test_without_an_adapter_the_base_answers_both_roles_marked_fallback(tiny_lla
 def test_a_chunk_that_fails_while_generating_makes_the_job_partially_failed(monkeypatch):
     job = job_create(dataset=make_dataset(n=2), base_model="/m", **TINY)
     Answer.objects.create(job=job, prompt=job.dataset.prompts.first(), role="pretrained", text="x")
-    monkeypatch.setattr(services, "_load_models", mock.Mock(return_value=services.RoleModels(mock.Mock(), None, True)))
+    monkeypatch.setattr(
+        services, "_load_models", mock.Mock(return_value=services.RoleModels(mock.Mock(), None, True))
+    )
     with mock.patch("generation.engine.generate", side_effect=RuntimeError("CUDA out of memory")):
         chunk_run(chunk_id=job.chunks.get().pk)
     job.refresh_from_db()
@@ -254,7 +328,8 @@ def test_an_admin_queues_a_job_over_the_api_and_follows_it(client, admin_user):
     client.force_login(admin_user)
     with mock.patch("generation.tasks.run_chunk.apply_async") as send:
         response = client.post(
-            "/api/jobs/", {"dataset": "shop", "base_model": "smollm2-demo", "adapter_path": "/a", "max_new_tokens": 8},
+            "/api/jobs/",
+            {"dataset": "shop", "base_model": "smollm2-demo", "adapter_path": "/a", "max_new_tokens": 8},
             content_type="application/json",
         )
     assert response.status_code == 201, response.content
@@ -265,7 +340,11 @@ def test_an_admin_queues_a_job_over_the_api_and_follows_it(client, admin_user):
     assert job.settings["max_new_tokens"] == 8 and job.created_by == admin_user
     detail = client.get(f"/api/jobs/{job.pk}/").json()
     assert {k: detail[k] for k in ("status", "done", "total", "error", "tokens_per_s")} == {
-        "status": "queued", "done": 0, "total": 6, "error": "", "tokens_per_s": None,
+        "status": "queued",
+        "done": 0,
+        "total": 6,
+        "error": "",
+        "tokens_per_s": None,
     }
 
 
@@ -276,7 +355,9 @@ def test_the_api_answers_503_when_the_broker_is_unreachable(client, admin_user):
     make_dataset(n=1)
     client.force_login(admin_user)
     with mock.patch("generation.tasks.run_chunk.apply_async", side_effect=OperationalError("refused")):
-        response = client.post("/api/jobs/", {"dataset": "shop", "base_model": "m"}, content_type="application/json")
+        response = client.post(
+            "/api/jobs/", {"dataset": "shop", "base_model": "m"}, content_type="application/json"
+        )
     assert response.status_code == 503
     assert response.json()["status"] == "failed" and response.json()["error"].startswith("broker unreachable")
 
@@ -284,9 +365,13 @@ def test_the_api_answers_503_when_the_broker_is_unreachable(client, admin_user):
 @pytest.mark.django_db
 def test_the_api_rejects_bad_input_with_field_errors(client, admin_user):
     client.force_login(admin_user)
-    response = client.post("/api/jobs/", {"dataset": "nope", "base_model": "m"}, content_type="application/json")
+    response = client.post(
+        "/api/jobs/", {"dataset": "nope", "base_model": "m"}, content_type="application/json"
+    )
     assert response.status_code == 400 and response.json() == {"dataset": ['no dataset named "nope"']}
-    response = client.post("/api/jobs/", {"dataset": "nope", "max_new_tokens": 0}, content_type="application/json")
+    response = client.post(
+        "/api/jobs/", {"dataset": "nope", "max_new_tokens": 0}, content_type="application/json"
+    )
     assert response.status_code == 400 and set(response.json()) == {"base_model", "max_new_tokens"}
     assert not GenerationJob.objects.exists()
 

@@ -21,13 +21,20 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
 
 
 def prompt_row(n: int, **extra: object) -> dict[str, object]:
-    row = {"external_id": f"p{n}", "task": "sentiment", "text": f"Is review {n} positive?", "context": "Great kettle."}
+    row = {
+        "external_id": f"p{n}",
+        "task": "sentiment",
+        "text": f"Is review {n} positive?",
+        "context": "Great kettle.",
+    }
     row.update(extra)
     return row
 
 
 def test_it_imports_jsonl_prompts_and_prints_the_dataset_id_last(tmp_path):
-    path = write_jsonl(tmp_path / "eval.jsonl", [prompt_row(1, label="positive"), prompt_row(2, reference="Yes.")])
+    path = write_jsonl(
+        tmp_path / "eval.jsonl", [prompt_row(1, label="positive"), prompt_row(2, reference="Yes.")]
+    )
     out, err = StringIO(), StringIO()
     call_command("import_prompts", str(path), "--dataset", "shop", stdout=out, stderr=err)
     dataset = Dataset.objects.get(name="shop")
@@ -64,12 +71,27 @@ def test_a_bad_line_names_file_line_and_field_and_loads_nothing(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"external_id": "x", "task": "sentiment", "text": }', "eval.jsonl line 2: invalid JSON: Expecting value (column 51)"),
+        (
+            '{"external_id": "x", "task": "sentiment", "text": }',
+            "eval.jsonl line 2: invalid JSON: Expecting value (column 51)",
+        ),
         ("[1, 2]", "eval.jsonl line 2: expected a JSON object"),
-        ('{"external_id": "x", "task": "not a slug!", "text": "t"}', 'eval.jsonl line 2: field "task": "not a slug!" is not a slug (letters, digits, - and _)'),
-        ('{"external_id": "x", "task": "sentiment", "text": "  "}', 'eval.jsonl line 2: field "text": required'),
-        ('{"external_id": ["x"], "task": "sentiment", "text": "t"}', 'eval.jsonl line 2: field "external_id": must be a string'),
-        ('{"external_id": "p1", "task": "sentiment", "text": "t"}', 'eval.jsonl line 2: field "external_id": duplicate "p1" (first on line 1)'),
+        (
+            '{"external_id": "x", "task": "not a slug!", "text": "t"}',
+            'eval.jsonl line 2: field "task": "not a slug!" is not a slug (letters, digits, - and _)',
+        ),
+        (
+            '{"external_id": "x", "task": "sentiment", "text": "  "}',
+            'eval.jsonl line 2: field "text": required',
+        ),
+        (
+            '{"external_id": ["x"], "task": "sentiment", "text": "t"}',
+            'eval.jsonl line 2: field "external_id": must be a string',
+        ),
+        (
+            '{"external_id": "p1", "task": "sentiment", "text": "t"}',
+            'eval.jsonl line 2: field "external_id": duplicate "p1" (first on line 1)',
+        ),
     ],
 )
 def test_each_kind_of_bad_row_gets_a_one_line_error(tmp_path, line, message):
@@ -113,7 +135,10 @@ def test_import_answers_makes_a_finished_job_with_both_answers(tmp_path):
     assert (job.name, job.imported, job.status, job.total) == ("byo", True, JobStatus.SUCCEEDED, 6)
     assert job.dataset.name == "byo" and job.dataset.prompts.count() == 3
     assert job.finished_at is not None
-    texts = {(a.prompt.external_id, a.role): a.text for a in Answer.objects.filter(job=job).select_related("prompt")}
+    texts = {
+        (a.prompt.external_id, a.role): a.text
+        for a in Answer.objects.filter(job=job).select_related("prompt")
+    }
     assert texts[("p2", "pretrained")] == "base 2" and texts[("p2", "finetuned")] == "tuned 2"
     assert not Answer.objects.filter(fallback=True).exists()
 

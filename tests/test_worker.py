@@ -42,8 +42,11 @@ def _postgres_database() -> Iterator[str]:
     parsed = dj_database_url.parse(base)
     name = f"evalsite_worker_{uuid.uuid4().hex[:10]}"
     admin_kwargs = {
-        "host": parsed.get("HOST") or "127.0.0.1", "port": int(parsed.get("PORT") or 5432),
-        "user": parsed.get("USER") or "postgres", "password": parsed.get("PASSWORD") or None, "dbname": "postgres",
+        "host": parsed.get("HOST") or "127.0.0.1",
+        "port": int(parsed.get("PORT") or 5432),
+        "user": parsed.get("USER") or "postgres",
+        "password": parsed.get("PASSWORD") or None,
+        "dbname": "postgres",
         "autocommit": True,
     }
     with psycopg.connect(**admin_kwargs) as conn:
@@ -61,8 +64,12 @@ def process_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     var = tmp_path_factory.mktemp("worker-var")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
-        EVALSITE_VAR_DIR=str(var), SECRET_KEY="worker-test-secret", DEBUG="0", HF_HUB_OFFLINE="1",
-        PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="evalsite.settings",
+        EVALSITE_VAR_DIR=str(var),
+        SECRET_KEY="worker-test-secret",
+        DEBUG="0",
+        HF_HUB_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="evalsite.settings",
     )
     env.pop("CELERY_BROKER_URL", None)
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
@@ -76,12 +83,22 @@ def process_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     next(databases, None)  # drops the PostgreSQL database, if one was made
 
 
-def manage(env: dict[str, str], *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def manage(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "manage.py", *args],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -123,9 +140,25 @@ class Worker:
         self.log = log
         self.name = f"gen-test-{uuid.uuid4().hex[:8]}@%h"
         self.process = subprocess.Popen(
-            [CELERY, "-A", "evalsite", "worker", "--pool", "solo", "--concurrency", "1", "-l", "info",
-             "-n", self.name],
-            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                CELERY,
+                "-A",
+                "evalsite",
+                "worker",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "-l",
+                "info",
+                "-n",
+                self.name,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def pid(self) -> int:
@@ -159,13 +192,31 @@ def start_worker(tmp_path: Path) -> Iterator[object]:
 
 
 def run_job_through_a_worker(env, worker, dataset_file, name, tiny_llama_dir, tiny_adapter_dir, adapter=None):
-    dataset_id = manage(env, "import_prompts", str(dataset_file), "--dataset", name).stdout.strip().splitlines()[-1]
+    dataset_id = (
+        manage(env, "import_prompts", str(dataset_file), "--dataset", name).stdout.strip().splitlines()[-1]
+    )
     assert dataset_id.isdigit()
     started = time.monotonic()
     result = manage(
-        env, "queue_generation", "--dataset", name, "--base", str(tiny_llama_dir),
-        "--adapter", str(adapter or tiny_adapter_dir), "--max-new-tokens", "6", "--batch-size", "4",
-        "--chunk-prompts", "2", "--wait", "--poll", "0.3", check=False, timeout=240,
+        env,
+        "queue_generation",
+        "--dataset",
+        name,
+        "--base",
+        str(tiny_llama_dir),
+        "--adapter",
+        str(adapter or tiny_adapter_dir),
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "4",
+        "--chunk-prompts",
+        "2",
+        "--wait",
+        "--poll",
+        "0.3",
+        check=False,
+        timeout=240,
     )
     assert result.returncode == 0, (
         f"queue_generation exited {result.returncode}:\n{result.stdout}\n{result.stderr}\nworker log:\n{worker.log_tail()}"
@@ -179,7 +230,9 @@ def run_job_through_a_worker(env, worker, dataset_file, name, tiny_llama_dir, ti
 def check_job(facts: dict, worker: Worker, *, fallback: bool) -> None:
     assert facts["status"] == "succeeded", facts
     assert facts["total"] == 10 and len(facts["answers"]) == 10
-    assert {(a[0], a[1]) for a in facts["answers"]} == {(f"q{i}", r) for i in range(5) for r in ("pretrained", "finetuned")}
+    assert {(a[0], a[1]) for a in facts["answers"]} == {
+        (f"q{i}", r) for i in range(5) for r in ("pretrained", "finetuned")
+    }
     # made by the worker process, not by this one or queue_generation
     assert {a[4].rsplit(":", 1)[1] for a in facts["answers"]} == {str(worker.pid())}
     assert all(a[3] for a in facts["answers"])
@@ -187,14 +240,18 @@ def check_job(facts: dict, worker: Worker, *, fallback: bool) -> None:
     assert [c[1] for c in facts["chunks"]] == ["succeeded"] * 3
 
 
-def test_a_real_worker_runs_jobs_through_redis(process_env, redis_url, start_worker, dataset_file, tiny_llama_dir, tiny_adapter_dir, tmp_path):
+def test_a_real_worker_runs_jobs_through_redis(
+    process_env, redis_url, start_worker, dataset_file, tiny_llama_dir, tiny_adapter_dir, tmp_path
+):
     import redis
 
     broker = redis_url.rsplit("/", 1)[0] + f"/{WORKER_REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
     env = {**process_env, "CELERY_BROKER_URL": broker}
     worker = start_worker(env)
-    job_id, _ = run_job_through_a_worker(env, worker, dataset_file, "via-redis", tiny_llama_dir, tiny_adapter_dir)
+    job_id, _ = run_job_through_a_worker(
+        env, worker, dataset_file, "via-redis", tiny_llama_dir, tiny_adapter_dir
+    )
     facts = query(env, JOB_FACTS.format(job_id=job_id))
     check_job(facts, worker, fallback=False)
     assert facts["loads"] == [["base", True, False], ["adapter", True, False]]
@@ -203,16 +260,22 @@ def test_a_real_worker_runs_jobs_through_redis(process_env, redis_url, start_wor
     broken = tmp_path / "broken-adapter"
     broken.mkdir()
     (broken / "adapter_config.json").write_text("{not json")
-    job_id, _ = run_job_through_a_worker(env, worker, dataset_file, "via-redis-2", tiny_llama_dir, tiny_adapter_dir, adapter=broken)
+    job_id, _ = run_job_through_a_worker(
+        env, worker, dataset_file, "via-redis-2", tiny_llama_dir, tiny_adapter_dir, adapter=broken
+    )
     facts = query(env, JOB_FACTS.format(job_id=job_id))
     check_job(facts, worker, fallback=True)
     assert facts["loads"] == [["base", True, True], ["adapter", False, False]]
 
 
-def test_a_real_worker_runs_a_job_through_the_filesystem_broker(process_env, start_worker, dataset_file, tiny_llama_dir, tiny_adapter_dir):
+def test_a_real_worker_runs_a_job_through_the_filesystem_broker(
+    process_env, start_worker, dataset_file, tiny_llama_dir, tiny_adapter_dir
+):
     env = dict(process_env)  # no CELERY_BROKER_URL: the default filesystem:// broker in EVALSITE_VAR_DIR
     worker = start_worker(env)
-    job_id, _ = run_job_through_a_worker(env, worker, dataset_file, "via-files", tiny_llama_dir, tiny_adapter_dir)
+    job_id, _ = run_job_through_a_worker(
+        env, worker, dataset_file, "via-files", tiny_llama_dir, tiny_adapter_dir
+    )
     facts = query(env, JOB_FACTS.format(job_id=job_id))
     check_job(facts, worker, fallback=False)
     assert Path(env["EVALSITE_VAR_DIR"], "broker", "queue").is_dir()
@@ -221,10 +284,14 @@ def test_a_real_worker_runs_a_job_through_the_filesystem_broker(process_env, sta
 def test_an_unreachable_broker_fails_the_job_and_queue_generation_exits_non_zero(process_env, dataset_file):
     env = {**process_env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
     manage(env, "import_prompts", str(dataset_file), "--dataset", "no-broker")
-    result = manage(env, "queue_generation", "--dataset", "no-broker", "--base", "smollm2-demo", check=False, timeout=120)
+    result = manage(
+        env, "queue_generation", "--dataset", "no-broker", "--base", "smollm2-demo", check=False, timeout=120
+    )
     assert result.returncode == 1
     job_id = result.stdout.strip().splitlines()[-1]
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"CommandError: job {job_id} failed: broker unreachable (redis://127.0.0.1:1/0)"), error
+    assert error.startswith(
+        f"CommandError: job {job_id} failed: broker unreachable (redis://127.0.0.1:1/0)"
+    ), error
     facts = query(env, JOB_FACTS.format(job_id=job_id))
     assert facts["status"] == "failed" and facts["answers"] == []

@@ -10,7 +10,9 @@ from generation.importing import DataImportError, import_prompts
 
 
 class Command(BaseCommand):
-    help = "Import prompts (external_id, task, text, context, reference, label) into a dataset; prints its id."
+    help = (
+        "Import prompts (external_id, task, text, context, reference, label) into a dataset; prints its id."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="a .jsonl or .csv file")

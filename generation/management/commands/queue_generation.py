@@ -29,7 +29,7 @@ def _clock(seconds: float | None) -> str:
 
 def progress_line(progress: Progress, width: int = 30) -> str:
     share = progress.done / progress.total if progress.total else 0.0
-    filled = int(round(share * width))
+    filled = round(share * width)
     rate = f"{progress.tokens_per_s:.1f} tok/s" if progress.tokens_per_s else "- tok/s"
     return (
         f"[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} answers  {rate}  "
@@ -42,13 +42,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name (or id)")
-        parser.add_argument("--base", required=True, help="base model: hub id, local folder, .gguf path or smollm2-demo")
+        parser.add_argument(
+            "--base", required=True, help="base model: hub id, local folder, .gguf path or smollm2-demo"
+        )
         parser.add_argument("--gguf-file", default="", help="GGUF file name inside the --base folder")
         parser.add_argument("--adapter", default="", help="peft adapter folder for the fine-tuned role")
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--chunk-prompts", type=int, default=None, help="prompts per worker task (default 16)")
+        parser.add_argument(
+            "--chunk-prompts", type=int, default=None, help="prompts per worker task (default 16)"
+        )
         parser.add_argument("--name", default="", help="job name (default: dataset / model)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -98,4 +102,3 @@ class Command(BaseCommand):
             if finished:
                 return job
             time.sleep(poll)
-

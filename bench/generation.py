@@ -1,0 +1,372 @@
+"""Generation throughput: the worker's engine against a naive loop, on the same loaded model.
+
+    .venv/bin/python bench/generation.py                       # demo model (SmolLM2-135M), CPU
+    .venv/bin/python bench/generation.py --random-tinyllama    # random TinyLlama-1.1B shape, bf16, GPU
+
+naive  = one prompt at a time, two generate() calls per prompt: the base model (adapter disabled), then
+         the fine-tuned model (adapter enabled).
+engine = what a worker does (generation.engine.generate): both roles from one loaded base, role-
+         homogeneous batches of --batch-size rows, length-sorted and left-padded.
+Both decode greedily and count the same way: tokens generated up to and including the end-of-sequence
+token (padding not counted). tok/s = those tokens / wall seconds of the generate calls. A warm-up call
+runs first and is not timed. `matching_answers` says how many engine answers equal the naive ones
+(batching and padding can change a greedy pick where two tokens are nearly tied, more so in bf16).
+
+Prints progress, then one JSON object on the last line. It never asserts a time: the figures depend on
+the machine, which the JSON names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
+os.environ.setdefault("DEBUG", "1")  # settings are only read for the model cache folder; nothing is served
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+QUESTIONS = [
+    (
+        "What is the sentiment of this review? Answer positive, negative or neutral.",
+        "The blender is loud and it broke after a week. I want my money back.",
+    ),
+    (
+        "Which features does the reviewer mention?",
+        "Light and quiet, the battery lasts two days, but the case feels cheap and the screen scratches easily.",
+    ),
+    (
+        "Would you recommend this product to a friend? Answer yes or no.",
+        "The tent leaks in the rain and the zipper broke on the second night.",
+    ),
+    (
+        "Is this review relevant to battery life?",
+        "The battery life of this phone is great and the screen is bright even in sunlight.",
+    ),
+    (
+        "Summarise the review in one sentence.",
+        "Comfortable headphones with great sound. The noise cancelling works well on trains, and they fold flat.",
+    ),
+    ("What is the sentiment of this review?", "Fine."),
+    (
+        "Which product would suit someone who travels a lot?",
+        "Compact kettle, 0.5 litre, dual voltage, boils in two minutes; the lid is a bit stiff.",
+    ),
+    (
+        "Does the reviewer mention the price?",
+        "Worth every penny. Cheaper than the big brands and it has lasted three years of daily use so far.",
+    ),
+]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def text_prompts(n: int) -> list[Any]:
+    return [
+        SimpleNamespace(text=q, context=f"Review {i + 1}: {c}")
+        for i, (q, c) in ((i, QUESTIONS[i % len(QUESTIONS)]) for i in range(n))
+    ]
+
+
+def random_lora(model: Any, *, r: int = 16, seed: int = 1) -> Any:
+    """A LoRA adapter with random (non-zero) weights on q/k/v/o, attached in memory as "finetuned"."""
+    import torch
+    from peft import LoraConfig, PeftModel
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    return PeftModel(model, config, adapter_name="finetuned")
+
+
+def word_tokenizer(vocab_size: int) -> Any:
+    """A tokenizer whose tokens are t0..tN: enough to pad, stop and decode random-token prompts."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab_size)}, unk_token="t0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="t0", bos_token="t1", eos_token="t2", pad_token="t0"
+    )
+    fast.padding_side = "left"
+    return fast
+
+
+def build_random_tinyllama(device: str, dtype: str) -> Any:
+    """TinyLlama-1.1B's architecture with random weights, made on the device, plus a random LoRA r=16."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from generation.engine import LoadedModel
+    from generation.modeling import BaseModelRef
+
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.eval()
+    peft_model = random_lora(model)
+    peft_model.to(device=device, dtype=getattr(torch, dtype))
+    peft_model.eval()
+    total = sum(p.numel() for p in peft_model.parameters())
+    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    entry = LoadedModel(
+        ref=BaseModelRef("random-tinyllama-1.1b"),
+        model=peft_model,
+        tokenizer=word_tokenizer(32000),
+        device=device,
+        dtype=dtype,
+        load_seconds=0.0,
+        adapters={"<random lora r=16 q,k,v,o>": "finetuned"},
+    )
+    return entry, {"adapter_params": lora, "base_params": total - lora}
+
+
+def load_real(
+    base: str, gguf_file: str, adapter: str, device: str | None, dtype: str | None
+) -> tuple[Any, dict[str, Any]]:
+    from generation import engine
+    from generation.modeling import resolve_base
+
+    entry, info = engine.load_base(resolve_base(base, gguf_file), device=device, dtype=dtype)
+    log(f"loaded {entry.ref.label} on {entry.device} ({entry.dtype}) in {info.seconds:.1f} s")
+    if adapter:
+        engine.load_adapter(entry, adapter)  # the first adapter attached is named "finetuned"
+        adapter_label = adapter
+    else:
+        entry.model = random_lora(entry.model)
+        entry.model.eval()
+        entry.adapters["<random lora r=16 q,k,v,o>"] = "finetuned"
+        adapter_label = "random LoRA r=16 on q,k,v,o (made on the fly)"
+    lora = sum(p.numel() for n, p in entry.model.named_parameters() if "lora_" in n)
+    total = sum(p.numel() for p in entry.model.parameters())
+    return entry, {"adapter": adapter_label, "adapter_params": lora, "base_params": total - lora}
+
+
+def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple[float, int, list[str]]:
+    """One prompt at a time; for each, a base generate() and an adapter generate()."""
+    import torch
+
+    from generation.engine import _eos_ids
+
+    eos = _eos_ids(entry)
+    tokenizer = entry.tokenizer
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    options = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "pad_token_id": pad,
+        "eos_token_id": sorted(eos),
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+    }
+    tokens = 0
+    seconds = 0.0
+    texts: list[str] = []
+    for ids in prompt_ids:
+        input_ids = torch.tensor([ids], device=entry.device)
+        mask = torch.ones_like(input_ids)
+        for role in ("pretrained", "finetuned"):
+            started = time.perf_counter()
+            with torch.inference_mode():
+                if role == "pretrained":
+                    with entry.model.disable_adapter():
+                        out = entry.model.generate(input_ids=input_ids, attention_mask=mask, **options)
+                else:
+                    entry.model.set_adapter("finetuned")
+                    out = entry.model.generate(input_ids=input_ids, attention_mask=mask, **options)
+            if entry.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - started
+            new = out[0, len(ids) :].tolist()
+            stop = next((i for i, t in enumerate(new) if t in eos), None)
+            tokens += len(new) if stop is None else stop + 1
+            texts.append(
+                tokenizer.decode(new if stop is None else new[:stop], skip_special_tokens=True).strip()
+            )
+    return seconds, tokens, texts
+
+
+def run_engine(
+    entry: Any, prompt_ids: list[list[int]], max_new_tokens: int, batch_size: int
+) -> tuple[float, int, list[str]]:
+    from generation import engine
+
+    requests = []
+    for n, ids in enumerate(prompt_ids):
+        requests.append(engine.Request(key=(n, "pretrained"), prompt_text="", adapter=None, prompt_ids=ids))
+        requests.append(
+            engine.Request(key=(n, "finetuned"), prompt_text="", adapter="finetuned", prompt_ids=ids)
+        )
+    seconds = 0.0
+    tokens = 0
+    texts: dict[tuple[int, str], str] = {}
+    for results in engine.generate(entry, requests, max_new_tokens=max_new_tokens, batch_size=batch_size):
+        seconds += results[0].batch_ms / 1000.0
+        for r in results:
+            tokens += r.output_tokens
+            texts[r.key] = r.text
+    return (
+        seconds,
+        tokens,
+        [texts[(n, role)] for n in range(len(prompt_ids)) for role in ("pretrained", "finetuned")],
+    )
+
+
+def machine(device: str) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        # other processes share these cores; a high load means slower, noisier figures
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--base", default="smollm2-demo", help="hub id, local folder, .gguf path or smollm2-demo"
+    )
+    parser.add_argument("--gguf-file", default="")
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        help="peft adapter folder (default: demo/adapter if it exists, else a random LoRA)",
+    )
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda, fp32 on cpu)"
+    )
+    parser.add_argument(
+        "--random-tinyllama",
+        action="store_true",
+        help="random TinyLlama-1.1B-shaped model + random LoRA r=16 (q,k,v,o), random-token prompts",
+    )
+    args = parser.parse_args()
+
+    import peft
+    import torch
+    import transformers
+
+    from generation.modeling import pick_device
+    from generation.prompting import render_prompt
+
+    device = pick_device(args.device)
+    if args.random_tinyllama:
+        dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+        log(f"building a random TinyLlama-1.1B-shaped model on {device} ({dtype})")
+        entry, extra = build_random_tinyllama(device, dtype)
+        extra["adapter"] = "random LoRA r=16 on q,k,v,o"
+        model_label = (
+            "random TinyLlama-1.1B architecture (LlamaConfig 2048/22 layers/32 heads/4 kv/5632/32000)"
+        )
+        rng = random.Random(0)
+        prompt_ids = [
+            [1] + [rng.randrange(3, 32000) for _ in range(rng.randint(16, 160))] for _ in range(args.prompts)
+        ]
+    else:
+        adapter = args.adapter
+        if adapter is None:
+            demo = ROOT / "demo" / "adapter"
+            adapter = str(demo) if (demo / "adapter_config.json").is_file() else ""
+        entry, extra = load_real(args.base, args.gguf_file, adapter, args.device, args.dtype)
+        model_label = (
+            entry.ref.label if args.base != "smollm2-demo" else f"smollm2-demo ({entry.ref.gguf_file})"
+        )
+        from generation.engine import encode
+
+        prompt_ids = [encode(entry, render_prompt(entry.tokenizer, p)) for p in text_prompts(args.prompts)]
+    lengths = [len(p) for p in prompt_ids]
+    log(
+        f"{args.prompts} prompts ({min(lengths)}-{max(lengths)} tokens), 2 roles, up to {args.max_new_tokens} new tokens"
+    )
+
+    log("warm-up")
+    run_engine(entry, prompt_ids[:2], 4, args.batch_size)
+    naive(entry, prompt_ids[:1], 4)
+
+    log("engine: role-homogeneous batches ...")
+    engine_s, engine_tokens, engine_texts = run_engine(
+        entry, prompt_ids, args.max_new_tokens, args.batch_size
+    )
+    log(f"engine: {engine_tokens} tokens in {engine_s:.1f} s = {engine_tokens / engine_s:.1f} tok/s")
+    log("naive: one prompt at a time, base then adapter ...")
+    naive_s, naive_tokens, naive_texts = naive(entry, prompt_ids, args.max_new_tokens)
+    log(f"naive: {naive_tokens} tokens in {naive_s:.1f} s = {naive_tokens / naive_s:.1f} tok/s")
+
+    naive_tok_s = naive_tokens / naive_s
+    engine_tok_s = engine_tokens / engine_s
+    result = {
+        "naive_tok_s": round(naive_tok_s, 2),
+        "engine_tok_s": round(engine_tok_s, 2),
+        "speedup": round(engine_tok_s / naive_tok_s, 2),
+        "device": entry.device,
+        "dtype": entry.dtype,
+        "model": model_label,
+        "prompts": args.prompts,
+        "answers": 2 * args.prompts,
+        "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size,
+        "naive_seconds": round(naive_s, 3),
+        "engine_seconds": round(engine_s, 3),
+        "naive_tokens": naive_tokens,
+        "engine_tokens": engine_tokens,
+        "matching_answers": sum(a == b for a, b in zip(naive_texts, engine_texts, strict=True)),
+        **extra,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
+        "machine": machine(entry.device),
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
