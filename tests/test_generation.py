@@ -424,3 +424,21 @@ def test_the_job_form_queues_a_job(client, admin_user):
     response = client.post(f"/jobs/{job.pk}/cancel/")
     job.refresh_from_db()
     assert response.status_code == 302 and job.status == JobStatus.CANCELLED
+
+
+@pytest.mark.django_db
+def test_the_job_page_lists_answers_load_attempts_and_chunks(client, admin_user):
+    job = job_create(dataset=make_dataset(n=1), base_model="some-model", adapter_path="/a")
+    prompt = job.dataset.prompts.get()
+    Answer.objects.create(
+        job=job, prompt=prompt, role="finetuned", text="<b>tuned</b>", fallback=True, latency_ms=12.5
+    )
+    ModelLoadAttempt.objects.create(
+        job=job, kind="adapter", target="/a", success=False, error="adapter folder not found: /a"
+    )
+    client.force_login(admin_user)
+    html = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "&lt;b&gt;tuned&lt;/b&gt;" in html and "<b>tuned</b>" not in html
+    assert "finetuned (fallback)" in html
+    assert "adapter folder not found: /a" in html
+    assert "Cancel job" in html
