@@ -116,6 +116,11 @@ def load_base(
 
     A worker keeps one base model: loading another one drops the previous (GPU memory is the limit)."""
     use_offline_hub()
+    threads = os.environ.get("EVALSITE_TORCH_THREADS")
+    if threads:  # on CPU cores shared with other work, fewer threads than cores can be much faster
+        import torch
+
+        torch.set_num_threads(int(threads))
     device = pick_device(device or os.environ.get("EVALSITE_DEVICE") or None)
     dtype = _default_dtype(device, dtype or os.environ.get("EVALSITE_DTYPE") or None)
     key = _cache_key(ref, device, dtype)

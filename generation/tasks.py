@@ -7,6 +7,10 @@ filesystem transport under $EVALSITE_VAR_DIR/broker (no server; the worker and t
 share that folder), or `CELERY_BROKER_URL=redis://host:6379/0` in production. The worker needs the
 same DATABASE_URL as the site. The solo pool runs tasks in the worker's main process, so a model
 loaded by the first chunk stays loaded for the next ones and CUDA is never initialised before a fork.
+
+Worker environment: EVALSITE_DEVICE (cuda, cuda:1, cpu; default cuda when available), EVALSITE_DTYPE
+(default bfloat16 on cuda, float32 on cpu), EVALSITE_TORCH_THREADS (CPU threads), HF_HUB_OFFLINE
+(default 1 here; set 0 where workers reach the model hub).
 """
 
 from __future__ import annotations
