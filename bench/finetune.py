@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# First, always: the script's own folder holds bench/generation.py, which would shadow the
+# `generation` package (seen on the GPU machine when the repo root was also on PYTHONPATH).
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 
 TINYLLAMA = {

@@ -10,18 +10,8 @@ export DEBUG=1 EVALSITE_VAR_DIR=${EVALSITE_VAR_DIR:-/tmp/ft-var}
 # reuse the converted demo model if the site already has one
 export EVALSITE_MODEL_DIR=${EVALSITE_MODEL_DIR:-$PWD/var/models}
 mkdir -p "$EVALSITE_VAR_DIR"
+rm -f "$EVALSITE_VAR_DIR/evalsite.sqlite3"  # a fresh throwaway database each time
 $PY manage.py migrate -v 0
-$PY manage.py shell -c '
-import json
-from django.db import transaction
-from generation.models import Dataset, Prompt
-FIELDS = ("external_id", "task", "text", "context", "reference", "label")
-rows = [json.loads(line) for line in open("demo/data/train.jsonl") if line.strip()]
-with transaction.atomic():
-    Dataset.objects.filter(name="demo-train").delete()
-    dataset = Dataset.objects.create(name="demo-train", description="demo/data/train.jsonl")
-    Prompt.objects.bulk_create(Prompt(dataset=dataset, **{f: row.get(f) or "" for f in FIELDS}) for row in rows)
-print(f"loaded {len(rows)} training prompts")
-'
+$PY manage.py import_prompts demo/data/train.jsonl --dataset demo-train
 $PY manage.py finetune --dataset demo-train --base smollm2-demo --output demo/adapter \
     --epochs 2 --patience 1 --lr 5e-4 --batch-size 8 --max-length 384 --seed 0 --threads 1 "$@"

@@ -12,9 +12,11 @@ Importing this module does not import torch; only `chunk_run` (worker side) reac
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +28,7 @@ from .models import (
     FINISHED_STATUSES,
     Answer,
     Dataset,
+    FinetuneRun,
     GenerationChunk,
     GenerationJob,
     JobStatus,
@@ -96,6 +99,37 @@ def model_spec_get_or_create(*, base_model: str, gguf_file: str = "", adapter_pa
     )
 
 
+def finetune_run_for_adapter(adapter_path: str) -> FinetuneRun | None:
+    """The fine-tuning run that made this adapter, so the campaign report can show its training figures.
+
+    A run recorded here with that output folder, else one recorded from the folder's training.json (an
+    adapter trained elsewhere, such as the committed demo adapter); None when neither exists."""
+    if not adapter_path:
+        return None
+    folder = Path(adapter_path).expanduser()
+    names = {adapter_path, str(folder), str(folder.resolve())}
+    run = (
+        FinetuneRun.objects.filter(output_dir__in=names, status=JobStatus.SUCCEEDED).order_by("-id").first()
+    )
+    if run is not None:
+        return run
+    try:
+        metrics = json.loads((folder / "training.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    mode = metrics.get("mode")
+    return FinetuneRun.objects.create(
+        base_model=str(metrics.get("base_model") or "")[:1000],
+        output_dir=str(folder.resolve())[:1000],
+        mode=mode if mode in FinetuneRun.Mode.values else FinetuneRun.Mode.LORA,
+        config=metrics.get("config") if isinstance(metrics.get("config"), dict) else {},
+        status=JobStatus.SUCCEEDED,
+        metrics=metrics,
+    )
+
+
 def _check_setting(name: str, value: Any) -> int:
     low, high = LIMITS[name]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -143,6 +177,8 @@ def job_create(
             base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path
         )
         prompt_ids = list(Prompt.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True))
+        if finetune_run is None:
+            finetune_run = finetune_run_for_adapter(adapter_path)
         job = GenerationJob.objects.create(
             name=(name or f"{dataset.name} / {pretrained.name}")[:200],
             dataset=dataset,

@@ -52,6 +52,38 @@ def test_a_job_freezes_its_prompts_into_chunks_and_reuses_model_specs():
 
 
 @pytest.mark.django_db
+def test_a_job_on_an_adapter_folder_links_the_run_recorded_in_its_training_json(tmp_path):
+    import json
+
+    from annotations.reporting import campaign_report
+    from annotations.services import campaign_create
+    from generation.models import FinetuneRun
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    metrics = {"mode": "lora", "base_model": "smollm2-demo", "trainable_params": 1843200,
+               "total_params": 134515008, "trainable_pct": 1.3703, "epochs_run": 2, "best_epoch": 2,
+               "early_stopped": False, "train_loss": [1.68, 0.95], "val_loss": [1.35, 0.96],
+               "peak_memory_bytes": 123, "wall_seconds": 9.5}
+    (adapter / "training.json").write_text(json.dumps(metrics))
+    dataset = make_dataset(n=2)
+    job = job_create(dataset=dataset, base_model="/models/base", adapter_path=str(adapter))
+    again = job_create(dataset=dataset, base_model="/models/base", adapter_path=str(adapter))
+    assert job.finetune_run is not None and job.finetune_run.metrics == metrics
+    assert again.finetune_run_id == job.finetune_run_id and FinetuneRun.objects.count() == 1
+    assert job_create(dataset=dataset, base_model="/models/base").finetune_run is None
+
+    for prompt in dataset.prompts.all():
+        for role in ("pretrained", "finetuned"):
+            Answer.objects.create(job=job, prompt=prompt, role=role, text="x")
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    job.refresh_from_db()
+    report = campaign_report(campaign_create(job=job, name="c"))
+    assert report["training"]["trainable_params"] == 1843200
+    assert report["training"]["best_epoch"] == 2
+
+
+@pytest.mark.django_db
 def test_an_empty_dataset_gives_a_failed_job_saying_why():
     job = job_create(dataset=Dataset.objects.create(name="empty"), base_model="smollm2-demo")
     assert job.status == JobStatus.FAILED
