@@ -29,7 +29,7 @@ demo: install
 # The whole suite on PostgreSQL (what production runs), then the fast tests again on the embedded
 # defaults (SQLite, server-less broker) so both configurations stay correct.
 test: install browser
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m "not slow and not browser" -q
 
