@@ -537,3 +537,248 @@ def accuracy_claim(task: str, block: dict[str, Any]) -> dict[str, Any]:
         return claim
     claim.update(refused=False, text=text)
     return claim
+
+
+# --------------------------------------------------------------------------------------------
+# Per annotator: agreement with the others, side preference
+# --------------------------------------------------------------------------------------------
+
+MIN_FOR_CORRELATION = 3
+GOLD_REASON = "no gold pairs in this campaign"
+
+
+def _correlations(x: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[str, Any]:
+    """Pearson and Spearman of x and y (scipy), null with a reason when undefined."""
+    out: dict[str, Any] = {f"{prefix}pearson": None, f"{prefix}spearman": None, f"{prefix}spearman_p": None}
+    n = len(x)
+    reason = None
+    if n < MIN_FOR_CORRELATION:
+        reason = f"a correlation needs at least {MIN_FOR_CORRELATION} paired values (n={n})"
+    elif np.all(x == x[0]) or np.all(y == y[0]):
+        reason = "one side is constant: a correlation is undefined"
+    if reason:
+        for key in ("pearson", "spearman", "spearman_p"):
+            out[f"{prefix}{key}_reason"] = reason
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out[f"{prefix}pearson"] = _f(stats.pearsonr(x, y).statistic)
+        rho = stats.spearmanr(x, y)
+    out[f"{prefix}spearman"] = _f(rho.statistic)
+    out[f"{prefix}spearman_p"] = _f(rho.pvalue)
+    return out
+
+
+def agreement_with_others(
+    unit_codes: np.ndarray, annotator_codes: np.ndarray, scores: np.ndarray, n_annotators: int
+) -> list[dict[str, Any]]:
+    """For each annotator (code 0..n-1): their score on each unit against the mean of the other raters
+    on the same unit. One entry per (rating, role): units are (pair, role).
+
+    An annotator's score on a unit is the mean of their entries there (normally one). Units nobody
+    else rated are left out. Returns per annotator: n_units, mean_abs_diff, pearson, spearman,
+    spearman_p (each null with a ``<key>_reason`` when undefined).
+    """
+    scores = scores.astype(np.float64)
+    n_units = int(unit_codes.max()) + 1 if len(unit_codes) else 0
+    out: list[dict[str, Any]] = []
+    if n_units == 0:
+        for _ in range(n_annotators):
+            out.append(_empty_agreement("no ratings"))
+        return out
+    unit_sum = np.bincount(unit_codes, weights=scores, minlength=n_units)
+    unit_cnt = np.bincount(unit_codes, minlength=n_units)
+    keys = annotator_codes.astype(np.int64) * n_units + unit_codes
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    own_sum = np.bincount(inverse, weights=scores)
+    own_cnt = np.bincount(inverse)
+    key_annotator = uniq // n_units
+    key_unit = uniq % n_units
+    others_cnt = unit_cnt[key_unit] - own_cnt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        others_mean = (unit_sum[key_unit] - own_sum) / others_cnt
+    own_mean = own_sum / own_cnt
+    shared = others_cnt > 0
+    for code in range(n_annotators):
+        mine = shared & (key_annotator == code)
+        n = int(mine.sum())
+        if n == 0:
+            out.append(_empty_agreement("no overlap: nobody else rated the same (pair, role) units"))
+            continue
+        x, y = own_mean[mine], others_mean[mine]
+        entry: dict[str, Any] = {"n_units": n, "mean_abs_diff": float(np.abs(x - y).mean())}
+        entry.update(_correlations(x, y))
+        out.append(entry)
+    return out
+
+
+def _empty_agreement(reason: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_units": 0}
+    for key in ("mean_abs_diff", "pearson", "spearman", "spearman_p"):
+        out[key] = None
+        out[f"{key}_reason"] = reason
+    return out
+
+
+def side_preference(preferences: Sequence[str]) -> dict[str, Any]:
+    """Share of left among a rater's left/right preferences (ties and both-bad left out), exact binomial p."""
+    left = sum(1 for p in preferences if p == "left")
+    right = sum(1 for p in preferences if p == "right")
+    n = left + right
+    out: dict[str, Any] = {"left_share": None, "p": None, "n": n, "left": left}
+    if n == 0:
+        out["left_share_reason"] = out["p_reason"] = "no left/right preference given (only ties or both bad)"
+        return out
+    out["left_share"] = left / n
+    out["p"] = _f(stats.binomtest(left, n, 0.5, alternative="two-sided").pvalue)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Length bias: score against answer length
+# --------------------------------------------------------------------------------------------
+
+LENGTH_BINS = 6
+
+
+def _spearman_block(scores: np.ndarray, chars: np.ndarray) -> dict[str, Any]:
+    n = len(scores)
+    out: dict[str, Any] = {"spearman": None, "p": None, "n": n}
+    if n < MIN_FOR_CORRELATION:
+        out["spearman_reason"] = out["p_reason"] = f"needs at least {MIN_FOR_CORRELATION} rows (n={n})"
+        return out
+    if np.all(scores == scores[0]) or np.all(chars == chars[0]):
+        out["spearman_reason"] = out["p_reason"] = (
+            "every score is the same" if np.all(scores == scores[0]) else "every answer has the same length"
+        )
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = stats.spearmanr(scores, chars)
+    out["spearman"] = _f(rho.statistic)
+    out["p"] = _f(rho.pvalue)
+    if out["spearman"] is None:
+        out["spearman_reason"] = out["p_reason"] = "scipy could not compute a correlation"
+    return out
+
+
+def length_bins(
+    chars_by_role: dict[str, np.ndarray], scores_by_role: dict[str, np.ndarray], n_bins: int = LENGTH_BINS
+) -> dict[str, Any]:
+    """Mean score per answer-length bin, shared quantile edges over both roles (rating × answer rows)."""
+    all_chars = np.concatenate([chars_by_role[r] for r in ROLES]).astype(np.float64)
+    if len(all_chars) == 0:
+        return {"edges": [], **{r: [] for r in ROLES}}
+    edges = np.unique(np.quantile(all_chars, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) == 1:
+        edges = np.array([edges[0], edges[0]])
+    out: dict[str, Any] = {"edges": [float(e) for e in edges]}
+    n = len(edges) - 1
+    for role in ROLES:
+        chars = chars_by_role[role].astype(np.float64)
+        codes = np.clip(np.searchsorted(edges, chars, side="right") - 1, 0, n - 1)
+        counts = np.bincount(codes, minlength=n)
+        sums = np.bincount(codes, weights=scores_by_role[role].astype(np.float64), minlength=n)
+        out[role] = [
+            {"mean_score": (float(s / c) if c else None), "n": int(c)} for s, c in zip(sums, counts)
+        ]
+    return out
+
+
+def length_bias(
+    pretrained_scores: np.ndarray,
+    finetuned_scores: np.ndarray,
+    pretrained_chars: np.ndarray,
+    finetuned_chars: np.ndarray,
+) -> dict[str, Any]:
+    """One entry per rating: both scores and the lengths (characters) of the two answers it judged."""
+    scores = {"pretrained": pretrained_scores, "finetuned": finetuned_scores}
+    chars = {"pretrained": pretrained_chars, "finetuned": finetuned_chars}
+    out: dict[str, Any] = {
+        "overall": _spearman_block(
+            np.concatenate([pretrained_scores, finetuned_scores]),
+            np.concatenate([pretrained_chars, finetuned_chars]),
+        ),
+    }
+    for role in ROLES:
+        out[role] = _spearman_block(scores[role], chars[role])
+    decided = (pretrained_scores != finetuned_scores) & (pretrained_chars != finetuned_chars)
+    n = int(decided.sum())
+    ft_longer = finetuned_chars > pretrained_chars
+    ft_higher = finetuned_scores > pretrained_scores
+    longer_wins = int((decided & (ft_longer == ft_higher)).sum())
+    longer: dict[str, Any] = {"share": None, "p": None, "n": n, "longer_wins": longer_wins}
+    if n == 0:
+        longer["share_reason"] = longer["p_reason"] = (
+            "no rating with unequal scores on answers of unequal length"
+        )
+    else:
+        longer["share"] = longer_wins / n
+        longer["p"] = _f(stats.binomtest(longer_wins, n, 0.5, alternative="two-sided").pvalue)
+    out["longer_wins"] = longer
+    out["bins"] = length_bins(chars, scores)
+    out["method"] = (
+        "answer length = characters of the answer text (the export's answer_chars); spearman = Spearman "
+        "rank correlation (scipy.stats.spearmanr) of score and length over rating × answer rows, per role "
+        "and overall; its p treats rows as independent, which answers rated several times are not, so it "
+        "is optimistic; longer_wins = share of ratings with unequal scores and unequal lengths where the "
+        "longer answer scored higher, p = two-sided exact binomial test against 0.5; bins = mean score per "
+        "length bin (quantile edges over both roles)"
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Identity leaks: answers that name a model, a vendor or their training
+# --------------------------------------------------------------------------------------------
+
+# (name, regex) — matched case-insensitively, whole words. A hit is a flag for a researcher to
+# read, not a verdict: "Google" in an answer about search engines is a false positive by design,
+# since a blinded rater who reads "I am ChatGPT" is no longer blind.
+IDENTITY_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("as_an_ai", r"\bas an? (?:ai|artificial intelligence)\b(?: (?:language )?(?:model|assistant))?"),
+    ("language_model", r"\b(?:large )?language models?\b|\bLLMs?\b"),
+    ("ai_assistant", r"\bAI (?:assistant|model|chatbot)\b"),
+    ("developed_by", r"\b(?:developed|trained|created|built) by\b"),
+    ("fine_tuned", r"\bfine[- ]?tun(?:ed|ing)\b"),
+    ("openai", r"\bOpen ?AI\b"),
+    ("chatgpt", r"\bChat ?GPT\b|\bGPT-?\d(?:\.\d)?\b"),
+    ("smollm", r"\bSmolLM\d*\b"),
+    ("hugging_face", r"\bHugging ?Face\b"),
+    ("llama", r"\b(?:Tiny)?Llama\b"),
+    ("anthropic", r"\bAnthropic\b|\bClaude\b"),
+    ("google", r"\bGoogle\b|\bGemini\b|\bBard\b|\bDeepMind\b"),
+    ("other_vendor", r"\bMistral\b|\bQwen\b|\bMeta AI\b"),
+)
+IDENTITY_REGEX = re.compile(
+    "|".join(f"(?P<{name}>{pattern})" for name, pattern in IDENTITY_PATTERNS), re.IGNORECASE
+)
+MAX_LISTED_LEAKS = 500
+
+
+def identity_leaks(answers: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """``answers``: (prompt external_id, role, text). Flags each answer whose text matches
+    IDENTITY_REGEX; the first match (in text order) is reported as the phrase."""
+    counts = {role: 0 for role in ROLES}
+    checked = {role: 0 for role in ROLES}
+    flagged: list[dict[str, str]] = []
+    for external_id, role, text in answers:
+        checked[role] = checked.get(role, 0) + 1
+        found = IDENTITY_REGEX.search(text or "")
+        if found is None:
+            continue
+        counts[role] = counts.get(role, 0) + 1
+        flagged.append(
+            {"prompt": external_id, "role": role, "phrase": found.group(0), "pattern": found.lastgroup or ""}
+        )
+    flagged.sort(key=lambda f: (f["prompt"], f["role"]))
+    return {
+        "count": counts,
+        "n_checked": checked,
+        "n_flagged": len(flagged),
+        "flagged": flagged[:MAX_LISTED_LEAKS],
+        "truncated": len(flagged) > MAX_LISTED_LEAKS,
+        "patterns": [{"name": name, "regex": pattern} for name, pattern in IDENTITY_PATTERNS],
+        "method": "each answer of the campaign's pairs is searched (any case, whole words) for the patterns "
+        "listed; the first match is shown; a flag is for a researcher to read, not a verdict",
+    }

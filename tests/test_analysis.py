@@ -233,3 +233,150 @@ def test_relevance_claim_reads_with_ci_and_n():
         "Fine-tuned answers were rated 85% more relevant than pre-trained answers "
         "(95% CI 60–110%, 100 prompts, 3 ratings each)."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Per-annotator agreement, side preference, length bias, identity leaks
+# --------------------------------------------------------------------------------------------
+
+
+def _others_loop(units, raters, scores, rater):
+    """Plain loop: (own score, mean of the other raters) on every unit the rater shares."""
+    own, others = [], []
+    for u in sorted(set(units)):
+        mine = [s for uu, r, s in zip(units, raters, scores) if uu == u and r == rater]
+        rest = [s for uu, r, s in zip(units, raters, scores) if uu == u and r != rater]
+        if mine and rest:
+            own.append(np.mean(mine))
+            others.append(np.mean(rest))
+    return np.array(own), np.array(others)
+
+
+def test_agreement_with_others_matches_a_plain_loop():
+    rng = np.random.default_rng(7)
+    units = rng.integers(0, 12, size=60)
+    raters = rng.integers(0, 4, size=60)
+    scores = rng.integers(1, 6, size=60)
+    # one unit-rater combination never repeats in the app, but the function must still average repeats
+    out = analysis.agreement_with_others(units, raters, scores, 4)
+    for rater in range(4):
+        own, others = _others_loop(units.tolist(), raters.tolist(), scores.tolist(), rater)
+        entry = out[rater]
+        assert entry["n_units"] == len(own)
+        assert entry["mean_abs_diff"] == pytest.approx(np.mean(np.abs(own - others)))
+        assert entry["pearson"] == pytest.approx(stats.pearsonr(own, others).statistic)
+        assert entry["spearman"] == pytest.approx(stats.spearmanr(own, others).statistic)
+        assert entry["spearman_p"] == pytest.approx(stats.spearmanr(own, others).pvalue)
+
+
+def test_agreement_with_others_without_overlap_is_null_with_reason():
+    # rater 0 alone on units 0-1; raters 1 and 2 share unit 2 only (too few for a correlation)
+    out = analysis.agreement_with_others(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1, 2, 3, 5]), 3)
+    assert out[0]["n_units"] == 0 and out[0]["mean_abs_diff"] is None
+    assert "no overlap" in out[0]["mean_abs_diff_reason"] and "no overlap" in out[0]["spearman_reason"]
+    assert out[1]["n_units"] == 1 and out[1]["mean_abs_diff"] == 2.0
+    assert out[1]["spearman"] is None and "at least 3" in out[1]["spearman_reason"]
+
+
+def test_agreement_with_others_with_a_constant_rater_has_no_correlation():
+    units = np.array([0, 1, 2, 0, 1, 2])
+    raters = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([3, 3, 3, 1, 4, 5])
+    out = analysis.agreement_with_others(units, raters, scores, 2)
+    assert out[0]["mean_abs_diff"] == pytest.approx(np.mean([2, 1, 2]))
+    assert out[0]["pearson"] is None and "constant" in out[0]["pearson_reason"]
+
+
+def test_side_preference_against_binomtest():
+    out = analysis.side_preference(["left", "left", "right", "tie", "both_bad", "left"])
+    assert (out["left"], out["n"]) == (3, 4)
+    assert out["left_share"] == 0.75
+    assert out["p"] == pytest.approx(stats.binomtest(3, 4, 0.5).pvalue)
+    none = analysis.side_preference(["tie", "both_bad"])
+    assert none["left_share"] is None and none["p"] is None and none["left_share_reason"]
+
+
+def test_length_bias_against_spearmanr_and_binomtest():
+    rng = np.random.default_rng(3)
+    n = 80
+    pt_chars = rng.integers(10, 400, size=n)
+    ft_chars = rng.integers(10, 400, size=n)
+    ft_chars[:5] = pt_chars[:5]  # equal lengths: no longer answer
+    pt = rng.integers(1, 6, size=n)
+    ft = rng.integers(1, 6, size=n)
+    out = analysis.length_bias(pt, ft, pt_chars, ft_chars)
+    overall = stats.spearmanr(np.r_[pt, ft], np.r_[pt_chars, ft_chars])
+    assert out["overall"]["spearman"] == pytest.approx(overall.statistic)
+    assert out["overall"]["p"] == pytest.approx(overall.pvalue)
+    assert out["overall"]["n"] == 2 * n
+    assert out["finetuned"]["spearman"] == pytest.approx(stats.spearmanr(ft, ft_chars).statistic)
+    assert out["pretrained"]["p"] == pytest.approx(stats.spearmanr(pt, pt_chars).pvalue)
+    wins = total = 0
+    for a, b, la, lb in zip(pt, ft, pt_chars, ft_chars):
+        if a == b or la == lb:
+            continue
+        total += 1
+        wins += (a > b) == (la > lb)
+    assert out["longer_wins"]["n"] == total and out["longer_wins"]["longer_wins"] == wins
+    assert out["longer_wins"]["share"] == pytest.approx(wins / total)
+    assert out["longer_wins"]["p"] == pytest.approx(stats.binomtest(wins, total, 0.5).pvalue)
+    # bins: every row counted once per role, means match a loop over the same edges
+    edges = out["bins"]["edges"]
+    assert sum(b["n"] for b in out["bins"]["finetuned"]) == n
+    first = [s for s, c in zip(ft, ft_chars) if edges[0] <= c < edges[1]]
+    assert out["bins"]["finetuned"][0]["mean_score"] == pytest.approx(np.mean(first))
+
+
+def test_length_bias_with_equal_scores_or_no_rows_is_null_with_reasons():
+    flat = analysis.length_bias(np.full(5, 3), np.full(5, 3), np.arange(5), np.arange(5) + 10)
+    assert flat["overall"]["spearman"] is None and "same" in flat["overall"]["spearman_reason"]
+    assert flat["longer_wins"]["share"] is None and flat["longer_wins"]["share_reason"]
+    empty = analysis.length_bias(*(np.zeros(0, np.int64) for _ in range(4)))
+    assert empty["overall"]["n"] == 0 and empty["overall"]["spearman_reason"]
+    assert empty["bins"]["edges"] == []
+
+
+@pytest.mark.parametrize(
+    "text,phrase",
+    [
+        ("As an AI developed by OpenAI, I cannot say.", "As an AI"),
+        ("I am a large language model.", "large language model"),
+        ("I'm ChatGPT, happy to help", "ChatGPT"),
+        ("This is SmolLM2 speaking", "SmolLM2"),
+        ("Made with the Hugging Face transformers library", "Hugging Face"),
+        ("TinyLlama says yes", "TinyLlama"),
+        ("I was trained by a team", "trained by"),
+        ("My fine-tuned weights", "fine-tuned"),
+        ("Claude from Anthropic", "Claude"),
+        ("Search it on google.", "google"),
+    ],
+)
+def test_identity_patterns_flag_model_and_vendor_names(text, phrase):
+    out = analysis.identity_leaks([("p1", "finetuned", text)])
+    assert out["n_flagged"] == 1 and out["flagged"][0]["phrase"] == phrase
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Positive. The battery lasts.", "No, it leaks.", "The llamas of Peru", "She was trained well", "AI-free text"],
+)
+def test_identity_patterns_leave_ordinary_answers_alone(text):
+    assert analysis.identity_leaks([("p1", "pretrained", text)])["n_flagged"] == 0
+
+
+def test_identity_leaks_count_per_role_and_list_prompt_role_phrase():
+    out = analysis.identity_leaks(
+        [
+            ("b", "finetuned", "As an AI language model I think yes"),
+            ("a", "pretrained", "OpenAI made me"),
+            ("a", "finetuned", "positive"),
+            ("c", "pretrained", ""),
+        ]
+    )
+    assert out["count"] == {"pretrained": 1, "finetuned": 1}
+    assert out["n_checked"] == {"pretrained": 2, "finetuned": 2}
+    assert [(f["prompt"], f["role"], f["phrase"]) for f in out["flagged"]] == [
+        ("a", "pretrained", "OpenAI"),
+        ("b", "finetuned", "As an AI language model"),
+    ]
+    assert {p["name"] for p in out["patterns"]} >= {"openai", "as_an_ai", "llama"}
