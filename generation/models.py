@@ -187,9 +187,19 @@ class FinetuneRun(models.Model):
     error = models.TextField(blank=True)
     # the contents of training.json once the run has finished (or as far as it got)
     metrics = models.JSONField(default=dict, blank=True)
+    # who runs it: the Celery worker's node name (celery@host) for queued runs, host:pid for inline
+    # ones; heartbeat_at is refreshed while it trains, so a run whose worker died is found and failed
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk}"
