@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db.models.functions import Length
 
 from annotations import analysis
 from annotations.models import Campaign, Pair, Rating, User
@@ -56,7 +57,7 @@ class _Ratings:
         if rows:
             cols = list(zip(*rows))
         else:
-            cols = [()] * 8
+            cols = [()] * 9
         pair_id = np.fromiter(cols[0], dtype=np.int64, count=self.n)
         self.pair_codes = np.searchsorted(pair_ids, pair_id)
         self.annotator_ids = np.fromiter(cols[1], dtype=np.int64, count=self.n)
@@ -68,6 +69,7 @@ class _Ratings:
         self.duration_ms = np.fromiter(
             (np.nan if d is None else d for d in cols[7]), dtype=np.float64, count=self.n
         )
+        self.preferences = list(cols[8])
         fl = self.finetuned_left
         self.finetuned_scores = np.where(fl, self.score_left, self.score_right)
         self.pretrained_scores = np.where(fl, self.score_right, self.score_left)
@@ -92,6 +94,7 @@ def _fetch_ratings(campaign: Campaign, pair_ids: np.ndarray) -> _Ratings:
             "correct_left",
             "correct_right",
             "duration_ms",
+            "preference",
         )
     )
     return _Ratings(rows, pair_ids)
@@ -242,6 +245,14 @@ def _per_annotator(ratings: _Ratings) -> list[dict[str, Any]]:
         return []
     ids, inverse = np.unique(ratings.annotator_ids, return_inverse=True)
     users = {u.pk: u for u in User.objects.filter(pk__in=ids.tolist()).only("id")}
+    # units = (pair, role): 2 × pair + 0 pre-trained / 1 fine-tuned, as in `analysis.agreement`
+    agreement = analysis.agreement_with_others(
+        np.concatenate([2 * ratings.pair_codes, 2 * ratings.pair_codes + 1]),
+        np.concatenate([inverse, inverse]),
+        np.concatenate([ratings.pretrained_scores, ratings.finetuned_scores]),
+        len(ids),
+    )
+    preferences = np.array(ratings.preferences, dtype=object)
     rows = []
     for code, user_id in enumerate(ids.tolist()):
         mask = inverse == code
@@ -255,10 +266,78 @@ def _per_annotator(ratings: _Ratings) -> list[dict[str, Any]]:
                 "ratings": int(mask.sum()),
                 "mean_score": float(scores.mean()),
                 "median_duration_ms": float(np.median(durations)) if len(durations) else None,
+                "agreement_with_others": agreement[code],
+                "side_preference": analysis.side_preference(preferences[mask].tolist()),
+                "gold_accuracy": None,
+                "gold_accuracy_reason": analysis.GOLD_REASON,
             }
         )
     rows.sort(key=lambda r: (-r["ratings"], r["annotator"]))
     return rows
+
+
+PER_ANNOTATOR_METHOD = (
+    "agreement_with_others: the rater's score on each (pair, role) unit against the mean score of the other "
+    "raters on that unit, over units someone else also rated (n_units); mean_abs_diff, Pearson r and "
+    "Spearman rho (scipy); side_preference: share of the rater's left/right preferences that chose the left "
+    "answer (ties and both-bad left out), p = two-sided exact binomial test against 0.5; gold accuracy needs "
+    "gold pairs, which this campaign has none of"
+)
+
+
+def _answer_rows(campaign: Campaign) -> list[tuple]:
+    """(pair id, prompt external_id, pre-trained text, fine-tuned text, their lengths) by pair id."""
+    return list(
+        Pair.objects.filter(campaign=campaign)
+        .order_by("id")
+        .annotate(
+            pt_chars=Length("pretrained_answer__text"),
+            ft_chars=Length("finetuned_answer__text"),
+        )
+        .values_list(
+            "id",
+            "prompt__external_id",
+            "pretrained_answer__text",
+            "finetuned_answer__text",
+            "pt_chars",
+            "ft_chars",
+        )
+    )
+
+
+def _length_bias(ratings: _Ratings, pt_chars: np.ndarray, ft_chars: np.ndarray) -> dict[str, Any]:
+    codes = ratings.pair_codes
+    return analysis.length_bias(
+        ratings.pretrained_scores,
+        ratings.finetuned_scores,
+        pt_chars[codes] if ratings.n else np.zeros(0, np.int64),
+        ft_chars[codes] if ratings.n else np.zeros(0, np.int64),
+    )
+
+
+def _identity_leaks(answer_rows: list[tuple]) -> dict[str, Any]:
+    def answers():
+        for _pk, external_id, pt_text, ft_text, *_ in answer_rows:
+            yield external_id, "pretrained", pt_text
+            yield external_id, "finetuned", ft_text
+
+    return analysis.identity_leaks(list(answers()))
+
+
+def _latency_distribution(answers: dict[str, dict[str, np.ndarray]], n_bins: int = 10) -> dict[str, Any]:
+    """Histogram of answer latencies per role over shared edges (for the page's chart)."""
+    known = {r: a["latency_ms"][~np.isnan(a["latency_ms"])] for r, a in answers.items()}
+    both = np.concatenate([known[r] for r in analysis.ROLES])
+    if len(both) == 0:
+        return {"edges_ms": [], "pretrained": [], "finetuned": [], "reason": "no answer has a recorded latency"}
+    lo, hi = float(both.min()), float(both.max())
+    if hi == lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, n_bins + 1)
+    out: dict[str, Any] = {"edges_ms": [float(e) for e in edges]}
+    for role in analysis.ROLES:
+        out[role] = [int(c) for c in np.histogram(known[role], bins=edges)[0]]
+    return out
 
 
 def _stated(metric: str, text: str) -> dict[str, Any]:
@@ -273,6 +352,32 @@ def _position_bias_claim(bias: dict[str, Any]) -> dict[str, Any] | None:
         f"Caution: raters favoured the left answer in {bias['left_win_rate'] * 100:.0f}% of {bias['n']} "
         f"non-tied ratings (exact binomial p = {bias['p']:.3g}); the random left/right order keeps the "
         "comparison fair, but individual scores carry this bias.",
+    )
+
+
+def _length_bias_claim(bias: dict[str, Any]) -> dict[str, Any] | None:
+    longer = bias["longer_wins"]
+    if longer["p"] is None or longer["p"] >= 0.05:
+        return None
+    side = "longer" if longer["share"] > 0.5 else "shorter"
+    share = longer["share"] if side == "longer" else 1 - longer["share"]
+    return _stated(
+        "length_bias",
+        f"Caution: the {side} answer scored higher in {share * 100:.0f}% of {longer['n']} ratings with unequal "
+        f"scores and lengths (exact binomial p = {longer['p']:.3g}); part of the score difference may be "
+        "about length rather than content.",
+    )
+
+
+def _identity_leak_claim(leaks: dict[str, Any]) -> dict[str, Any] | None:
+    if not leaks["n_flagged"]:
+        return None
+    counts = leaks["count"]
+    return _stated(
+        "identity_leaks",
+        f"Caution: {counts['finetuned']} fine-tuned and {counts['pretrained']} pre-trained answer(s) name a "
+        "model, a vendor or their training (see the flagged list); raters who read them may not have been "
+        "blind.",
     )
 
 
@@ -316,6 +421,8 @@ def _claims(report: dict[str, Any], ratings_per_prompt: str) -> list[dict[str, A
     claims += [analysis.accuracy_claim(task, block) for task, block in report["accuracy"].items()]
     optional = (
         _position_bias_claim(report["position_bias"]),
+        _length_bias_claim(report["length_bias"]),
+        _identity_leak_claim(report["identity_leaks"]),
         _reliability_claim(report["reliability"]),
         _training_claim(report["training"]),
     )
@@ -329,6 +436,10 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
     pair_tasks = np.array([p[1] for p in pairs], dtype=object)
     n_pairs = len(pairs)
     ratings = _fetch_ratings(campaign, pair_ids)
+    answer_rows = _answer_rows(campaign)
+    chars = {r[0]: (r[4] or 0, r[5] or 0) for r in answer_rows}
+    pt_chars = np.array([chars.get(pk, (0, 0))[0] for pk in pair_ids.tolist()], dtype=np.int64)
+    ft_chars = np.array([chars.get(pk, (0, 0))[1] for pk in pair_ids.tolist()], dtype=np.int64)
 
     ratings_per_pair = (
         np.bincount(ratings.pair_codes, minlength=n_pairs) if n_pairs else np.zeros(0, np.int64)
@@ -377,6 +488,10 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
                 "finetuned": analysis.score_distribution(ratings.finetuned_scores),
             },
             "per_annotator": _per_annotator(ratings),
+            "per_annotator_method": PER_ANNOTATOR_METHOD,
+            "length_bias": _length_bias(ratings, pt_chars, ft_chars),
+            "identity_leaks": _identity_leaks(answer_rows),
+            "latency_distribution": _latency_distribution(answers),
         }
     )
     if ratings.n == 0:
@@ -483,6 +598,39 @@ def report_as_text(report: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"Training: n/a ({training.get('reason')})")
+    lb = report["length_bias"]
+    lines.append("Length bias (Spearman of score and answer characters, rating × answer rows):")
+    for key in ("overall", *analysis.ROLES):
+        b = lb[key]
+        lines.append(
+            f"  {key:<11} rho {_num(b['spearman'], '{:+.3f}', b.get('spearman_reason'))}, "
+            f"p {_num(b['p'], '{:.3g}')} (n={b['n']})"
+        )
+    lw = lb["longer_wins"]
+    lines.append(
+        f"  longer answer scored higher {_num(lw['share'], '{:.1%}', lw.get('share_reason'))}, "
+        f"p {_num(lw['p'], '{:.3g}')} (n={lw['n']} ratings with unequal scores and lengths)"
+    )
+    leaks = report["identity_leaks"]
+    lines.append(
+        f"Identity leaks: {leaks['n_flagged']} answer(s) flagged (pre-trained {leaks['count']['pretrained']}, "
+        f"fine-tuned {leaks['count']['finetuned']})"
+    )
+    for leak in leaks["flagged"][:20]:
+        lines.append(f"  {leak['prompt']} {leak['role']}: \"{leak['phrase']}\"")
+    if leaks["n_flagged"] > 20:
+        lines.append(f"  ... {leaks['n_flagged'] - 20} more in the JSON report")
+    if report["per_annotator"]:
+        lines.append("Annotators (agreement = vs mean of the others on the same units; left = side preference):")
+    for a in report["per_annotator"]:
+        agr_o, side = a["agreement_with_others"], a["side_preference"]
+        lines.append(
+            f"  {a['annotator']} {a['ratings']} ratings, mean {a['mean_score']:.2f}, "
+            f"|diff| {_num(agr_o['mean_abs_diff'], '{:.2f}', agr_o.get('mean_abs_diff_reason'))}, "
+            f"rho {_num(agr_o['spearman'], '{:+.2f}', agr_o.get('spearman_reason'))} (n={agr_o['n_units']}), "
+            f"left {_num(side['left_share'], '{:.0%}', side.get('left_share_reason'))} (n={side['n']}), "
+            f"gold n/a ({a['gold_accuracy_reason']})"
+        )
     lines += ["", "Claims"]
     for claim in report["claims"]:
         lines.append(
