@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import BasePermission
@@ -27,6 +28,8 @@ from annotations.reporting import campaign_report
 
 EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 REPORT_READER_MESSAGE = "Only researchers and admins can read reports."
+# the page re-fetches itself this often (static/reports/report-refresh.js) so it follows new ratings
+REFRESH_SECONDS = 15
 
 
 def can_read_reports(user: Any) -> bool:
@@ -74,6 +77,11 @@ def campaign_report_page(request: HttpRequest, pk: int) -> HttpResponse:
         "score_chart": score_distribution_chart(report),
         "accuracy_chart": accuracy_chart(report),
         "improvement_chart": improvement_chart(report),
+        "latency_chart": latency_chart(report),
+        "loss_chart": loss_chart(report),
+        "length_chart": length_chart(report),
+        "generated_at": timezone.now(),
+        "refresh_seconds": REFRESH_SECONDS,
         "report_json": json.dumps(report, indent=2, ensure_ascii=False),
     }
     return render(request, "reports/campaign_report.html", context)
@@ -246,3 +254,157 @@ def improvement_chart(report: dict[str, Any]) -> dict[str, Any] | None:
         "axis_left": left,
         "axis_right": right,
     }
+
+
+def latency_chart(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Histogram of answer latency per role (shared bins), drawn with `_bars.html`."""
+    dist = report["latency_distribution"]
+    edges = dist["edges_ms"]
+    if not edges:
+        return None
+    n_bins = len(edges) - 1
+    top = max([1, *dist["pretrained"], *dist["finetuned"]])
+    top = -(-top // 4) * 4
+    inner_w = CHART_W - PAD_L - PAD_R
+    inner_h = CHART_H - PAD_T - PAD_B
+    group_w = inner_w / n_bins
+    bar_w = group_w * 0.42
+    bars, labels = [], []
+    for i in range(n_bins):
+        x0 = PAD_L + i * group_w + group_w * 0.08
+        for j, role in enumerate(("pretrained", "finetuned")):
+            count = dist[role][i]
+            h = inner_h * count / top
+            bars.append(
+                {
+                    "x": x0 + j * bar_w,
+                    "y": PAD_T + inner_h - h,
+                    "w": max(bar_w - 1, 1),
+                    "h": h,
+                    "role": role,
+                    "title": f"{role}, {edges[i]:.0f}–{edges[i + 1]:.0f} ms: {count} answers",
+                }
+            )
+        if i % 2 == 0:
+            centre = (edges[i] + edges[i + 1]) / 2
+            labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": f"{centre:.0f}"})
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "bars": bars,
+        "labels": labels,
+        "ticks": _y_ticks(top),
+        "axis_y": PAD_T + inner_h,
+        "pad_l": PAD_L,
+        "right": CHART_W - PAD_R,
+        "label_y": CHART_H - 12,
+    }
+
+
+def line_chart(
+    series: list[dict[str, Any]],
+    x_labels: list[str],
+    *,
+    y_min: float | None = None,
+    y_max: float | None = None,
+    y_fmt: str = "{:.2f}",
+    marker: int | None = None,
+) -> dict[str, Any] | None:
+    """Polylines over shared x positions 0..len(x_labels)-1. ``series``: {"name", "cls", "values"}
+    where a value may be None (a gap: the line breaks there). ``marker``: an x index to mark."""
+    values = [v for s in series for v in s["values"] if v is not None]
+    n = len(x_labels)
+    if not values or n == 0:
+        return None
+    lo = min(values) if y_min is None else y_min
+    hi = max(values) if y_max is None else y_max
+    if hi == lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    inner_w = CHART_W - PAD_L - PAD_R
+    inner_h = CHART_H - PAD_T - PAD_B
+    step = inner_w / max(1, n - 1) if n > 1 else 0.0
+
+    def x(i: int) -> float:
+        return PAD_L + (i * step if n > 1 else inner_w / 2)
+
+    def y(v: float) -> float:
+        return PAD_T + inner_h - inner_h * (v - lo) / (hi - lo)
+
+    lines = []
+    for s in series:
+        segments, current, points = [], [], []
+        for i, v in enumerate(s["values"]):
+            if v is None:
+                if current:
+                    segments.append(current)
+                current = []
+                continue
+            current.append(f"{x(i):.1f},{y(v):.1f}")
+            points.append({"x": x(i), "y": y(v), "title": f"{s['name']} at {x_labels[i]}: {v:.3g}"})
+        if current:
+            segments.append(current)
+        lines.append(
+            {"cls": s["cls"], "name": s["name"], "segments": [" ".join(p) for p in segments], "points": points}
+        )
+    ticks = [
+        {"y": PAD_T + inner_h - inner_h * k / 4, "label": y_fmt.format(lo + (hi - lo) * k / 4)}
+        for k in range(5)
+    ]
+    every = max(1, -(-n // 10))
+    labels = [{"x": x(i), "label": lab} for i, lab in enumerate(x_labels) if i % every == 0 or i == n - 1]
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "lines": lines,
+        "labels": labels,
+        "ticks": ticks,
+        "axis_y": PAD_T + inner_h,
+        "pad_l": PAD_L,
+        "right": CHART_W - PAD_R,
+        "label_y": CHART_H - 12,
+        "top": PAD_T,
+        "marker": x(marker) if marker is not None and 0 <= marker < n else None,
+    }
+
+
+def loss_chart(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Train and validation loss per epoch of the linked run (epochs numbered from 1)."""
+    training = report["training"]
+    train = training.get("train_loss") or []
+    val = training.get("val_loss") or []
+    n = max(len(train), len(val))
+    if not training.get("n_runs") or n == 0:
+        return None
+
+    def pad(xs: list[Any]) -> list[float | None]:
+        values = [float(v) if isinstance(v, (int, float)) else None for v in xs]
+        return values + [None] * (n - len(values))
+
+    best = training.get("best_epoch")
+    return line_chart(
+        [
+            {"name": "train loss", "cls": "train", "values": pad(train)},
+            {"name": "validation loss", "cls": "val", "values": pad(val)},
+        ],
+        [str(i + 1) for i in range(n)],
+        marker=(best - 1) if isinstance(best, int) else None,
+    )
+
+
+def length_chart(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Mean score per answer-length bin, one line per role."""
+    bins = report["length_bias"]["bins"]
+    edges = bins["edges"]
+    if len(edges) < 2:
+        return None
+    labels = [f"{edges[i]:.0f}–{edges[i + 1]:.0f}" for i in range(len(edges) - 1)]
+    return line_chart(
+        [
+            {"name": role, "cls": role, "values": [b["mean_score"] for b in bins[role]]}
+            for role in ("pretrained", "finetuned")
+        ],
+        labels,
+        y_min=1.0,
+        y_max=5.0,
+        y_fmt="{:.0f}",
+    )
