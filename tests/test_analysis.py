@@ -380,3 +380,18 @@ def test_identity_leaks_count_per_role_and_list_prompt_role_phrase():
         ("b", "finetuned", "As an AI language model"),
     ]
     assert {p["name"] for p in out["patterns"]} >= {"openai", "as_an_ai", "llama"}
+
+
+def test_identity_literal_prefilter_never_hides_a_regex_match():
+    # every phrase the regexes can match, in odd cases and spacings, inside filler text
+    fragments = [
+        "As An AI", "as a artificial intelligence assistant", "LANGUAGE MODELS", "llms", "ai Chatbot",
+        "Built By", "finetuning", "Fine Tuned", "open ai", "Chat GPT", "gpt-4.5", "GPT3", "smollm2",
+        "HuggingFace", "TINYLLAMA", "claude", "DeepMind", "bard", "QWEN", "meta ai", "Mistral",
+        "ai", "said", "tuned", "model", "face", "gp", "open",
+    ]
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        words = rng.choice(fragments, size=3).tolist()
+        text = " ".join(["Well,", words[0], "and", words[1], words[2] + "."])
+        assert (analysis.IDENTITY_REGEX.search(text) is None) == (analysis.find_identity_leak(text) is None), text
