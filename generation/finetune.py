@@ -501,6 +501,7 @@ def _train(
     base_metrics: dict[str, Any],
     on_epoch: Callable[[EpochProgress], None] | None = None,
     evaluate: Callable[[Any, int], float] | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> TrainingResult:
     """Train with early stopping, restore the best epoch's weights and write them to `stage_dir`.
 
@@ -590,6 +591,8 @@ def _train(
             train_tokens += int(batch["attention_mask"].sum().item())
             epoch_loss += loss_sum
             epoch_tokens += n
+            if on_step is not None:
+                on_step()  # e.g. the run's heartbeat: proof this worker is alive mid-epoch
         train_loss = epoch_loss / epoch_tokens if epoch_tokens else math.nan
         if evaluate is not None:
             val_loss = float(evaluate(model, epoch))
@@ -681,6 +684,7 @@ def finetune_run_execute(
     on_epoch: Callable[[EpochProgress], None] | None = None,
     evaluate: Callable[[Any, int], float] | None = None,
     run: Any | None = None,
+    worker: str = "",
 ) -> Any:
     """Fine-tune `base_model` on `dataset_name` and write the best adapter (or model) to `output_dir`.
 
@@ -694,6 +698,7 @@ def finetune_run_execute(
 
     from generation.modeling import ModelLoadError, load_base_model, resolve_base
     from generation.models import FinetuneRun, JobStatus
+    from generation.services import HEARTBEAT_EVERY_SECONDS, finetune_run_heartbeat
 
     output = Path(output_dir).expanduser()
     wall_started = time.perf_counter()
@@ -741,15 +746,30 @@ def finetune_run_execute(
         "error": "",
         "started_at": timezone.now(),
         "finished_at": None,
+        "heartbeat_at": timezone.now(),
     }
+    if worker or run is None:
+        from generation.engine import worker_name
+
+        fields["worker"] = (worker or worker_name())[:200]
     if run is None:
         run = FinetuneRun.objects.create(**fields)
     else:
         FinetuneRun.objects.filter(pk=run.pk).update(**fields)
     stage = output.parent / f".{output.name}.partial-{run.pk}"
 
+    last_beat = time.monotonic()
+
+    def beat() -> None:  # at most one UPDATE per HEARTBEAT_EVERY_SECONDS, however short the steps
+        nonlocal last_beat
+        if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:
+            finetune_run_heartbeat(run.pk)
+            last_beat = time.monotonic()
+
     def report(progress: EpochProgress) -> None:
-        FinetuneRun.objects.filter(pk=run.pk).update(metrics=progress.metrics)
+        nonlocal last_beat
+        FinetuneRun.objects.filter(pk=run.pk).update(metrics=progress.metrics, heartbeat_at=timezone.now())
+        last_beat = time.monotonic()
         if on_epoch is not None:
             on_epoch(progress)
 
@@ -766,6 +786,7 @@ def finetune_run_execute(
             base_metrics=base_metrics,
             on_epoch=report,
             evaluate=evaluate,
+            on_step=beat,
         )
         metrics = result.metrics
         # the whole run, model loading and saving included (training.json's own is the loop's)

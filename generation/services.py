@@ -579,3 +579,277 @@ def _answer_missing(job: GenerationJob, missing: list[tuple[Prompt, str]], worke
         if _job_status(job.pk) == JobStatus.CANCELLED:
             return JobStatus.CANCELLED
     return JobStatus.SUCCEEDED
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning runs as jobs: create, queue, run on a worker, and never leave one "running" forever
+#
+# A run is one Celery task (`generation.tasks.run_finetune`, the run id only). The task moves the row
+# queued -> running with a conditional UPDATE, so a second delivery of the same message does nothing.
+# While it trains, the worker refreshes `heartbeat_at`; a run whose heartbeat is older than
+# FINETUNE_STALE_SECONDS (its worker was killed, lost power, ran out of memory) is marked failed
+# whenever runs are read, and a worker that starts again fails the runs it left behind.
+
+HEARTBEAT_EVERY_SECONDS = 30.0
+FINETUNE_OPTION_FIELDS = (
+    "mode",
+    "epochs",
+    "patience",
+    "lr",
+    "batch_size",
+    "max_length",
+    "seed",
+    "val_fraction",
+    "r",
+    "alpha",
+    "dropout",
+    "target_modules",
+    "gradient_checkpointing",
+    "max_examples",
+    "weight_decay",
+    "device",
+    "threads",
+)
+
+
+def finetune_stale_seconds() -> float:
+    return float(getattr(settings, "FINETUNE_STALE_SECONDS", 1800))
+
+
+def _config_field(message: str) -> str:
+    """The option a FinetuneConfig message is about ("--epochs must be..." -> "epochs")."""
+    import re
+
+    found = re.match(r"--([a-z-]+)", message)
+    if found:
+        return found.group(1).replace("-", "_")
+    return "mode" if "mode" in message else "non_field_errors"
+
+
+def finetune_config_build(options: dict[str, Any]) -> Any:
+    """A validated FinetuneConfig from option values (None/missing = default); JobInputError otherwise."""
+    from .finetune import FinetuneConfig, FinetuneError
+
+    values = {k: v for k, v in options.items() if k in FINETUNE_OPTION_FIELDS and v is not None}
+    if "target_modules" in values and isinstance(values["target_modules"], str):
+        values["target_modules"] = [m.strip() for m in values["target_modules"].split(",") if m.strip()]
+    if values.get("device") == "":
+        values.pop("device")
+    try:
+        return FinetuneConfig(**values)
+    except FinetuneError as exc:
+        field = _config_field(str(exc))
+        raise JobInputError(field, str(exc).replace(f"--{field.replace('_', '-')} ", "", 1)) from exc
+
+
+def finetune_run_check(*, dataset: Dataset, base_model: str, output_dir: str) -> tuple[str, Path]:
+    """(base model, output folder) after the checks every way of queueing a run shares; JobInputError."""
+    base_model = (base_model or "").strip()
+    if not base_model:
+        raise JobInputError("base_model", "required")
+    output_dir = (output_dir or "").strip()
+    if not output_dir:
+        raise JobInputError("output_dir", "required")
+    output = Path(output_dir).expanduser()
+    if output.exists() and not output.is_dir():
+        raise JobInputError("output_dir", f"{output_dir} exists and is not a folder")
+    if not Prompt.objects.filter(dataset=dataset).exclude(reference="").exists():
+        raise JobInputError(
+            "dataset", f'dataset "{dataset.name}" has no prompt with a reference answer to train on'
+        )
+    busy = (
+        FinetuneRun.objects.filter(output_dir__in={output_dir, str(output)}, status__in=ACTIVE_STATUSES)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if busy is not None:
+        raise JobInputError("output_dir", f"run {busy} (not finished) already writes to {output_dir}")
+    return base_model, output
+
+
+def finetune_run_create(
+    *,
+    dataset: Dataset | str | int,
+    base_model: str,
+    output_dir: str,
+    gguf_file: str = "",
+    config: Any = None,
+    created_by: Any = None,
+) -> FinetuneRun:
+    """A queued FinetuneRun row (not sent yet: see finetune_run_queue). Raises JobInputError, having
+    created nothing, for an unknown dataset or one without reference answers, a bad option, or an
+    output folder that is a file or that another unfinished run already writes to."""
+    from .finetune import FinetuneConfig
+
+    if not isinstance(dataset, Dataset):
+        dataset = dataset_get(dataset)
+    if config is None:
+        config = FinetuneConfig()
+    elif isinstance(config, dict):
+        config = finetune_config_build(config)
+    base_model, output = finetune_run_check(dataset=dataset, base_model=base_model, output_dir=output_dir)
+    return FinetuneRun.objects.create(
+        dataset=dataset,
+        base_model=base_model,
+        gguf_file=(gguf_file or "").strip(),
+        output_dir=str(output),
+        mode=config.mode,
+        config=config.as_dict(),
+        status=JobStatus.QUEUED,
+        created_by=created_by,
+    )
+
+
+def finetune_run_fail(*, run_id: int, error: str) -> bool:
+    """Mark a run failed unless it has already finished. True when this call made the change."""
+    updated = FinetuneRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).update(
+        status=JobStatus.FAILED, error=error[:10000], finished_at=timezone.now()
+    )
+    return updated == 1
+
+
+def _send_finetune(run_id: int) -> None:
+    """Publish the run's task. Runs after the run's transaction has committed."""
+    from kombu.exceptions import OperationalError
+
+    from .tasks import run_finetune
+
+    try:
+        run_finetune.apply_async(
+            args=[run_id],
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
+        )
+    except (OperationalError, OSError) as exc:
+        # Never train inline in a web process: the run fails and says why.
+        message = " ".join(f"broker unreachable ({_broker_label()}): {type(exc).__name__}: {exc}".split())
+        logger.error("fine-tuning run %s: %s", run_id, message)
+        finetune_run_fail(run_id=run_id, error=message)
+
+
+def finetune_run_queue(run: FinetuneRun) -> None:
+    """Send the run to a worker once the current transaction commits; if the broker cannot be
+    reached the run ends up failed, saying so (re-read the row after the transaction to see it)."""
+    if run.status != JobStatus.QUEUED:
+        return
+    run_id = run.pk
+    transaction.on_commit(lambda: _send_finetune(run_id))
+
+
+def finetune_run_heartbeat(run_id: int) -> None:
+    FinetuneRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def finetune_runs_fail_stale(*, now: Any = None) -> list[int]:
+    """Fail every running run whose heartbeat (or start, if it never beat) is older than
+    FINETUNE_STALE_SECONDS: its worker is gone. Returns the ids it failed."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=finetune_stale_seconds())
+    stale = FinetuneRun.objects.filter(status=JobStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff)
+        | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        | Q(heartbeat_at__isnull=True, started_at__isnull=True, created_at__lt=cutoff)
+    )
+    failed = []
+    for run_id, beat, started, created in stale.values_list("pk", "heartbeat_at", "started_at", "created_at"):
+        last = beat or started or created
+        # conditional on the heartbeat read: a worker that beats right now keeps its run
+        updated = FinetuneRun.objects.filter(pk=run_id, status=JobStatus.RUNNING, heartbeat_at=beat).update(
+            status=JobStatus.FAILED,
+            error=f"worker lost (no heartbeat since {last.isoformat(timespec='seconds')})",
+            finished_at=now,
+        )
+        if updated:
+            logger.warning("fine-tuning run %s: worker lost, marked failed", run_id)
+            failed.append(run_id)
+    return failed
+
+
+def finetune_runs_fail_for_worker(worker: str) -> list[int]:
+    """A worker that (re)starts runs nothing yet: runs still marked running under its name were left
+    by its previous life (killed, crashed). Fail them now instead of waiting for the stale limit."""
+    if not worker:
+        return []
+    now = timezone.now()
+    failed = []
+    for run_id in FinetuneRun.objects.filter(status=JobStatus.RUNNING, worker=worker).values_list(
+        "pk", flat=True
+    ):
+        if FinetuneRun.objects.filter(pk=run_id, status=JobStatus.RUNNING, worker=worker).update(
+            status=JobStatus.FAILED,
+            error=f"worker lost ({worker} restarted while this run was running)",
+            finished_at=now,
+        ):
+            failed.append(run_id)
+    return failed
+
+
+def finetune_run_start(*, run_id: int, worker: str = "") -> FinetuneRun | None:
+    """Worker side of `run_finetune`: claim the queued run and train it. Safe to deliver twice.
+
+    Returns None when the run is gone or another delivery already claimed (or finished) it. Failures
+    are recorded on the row by finetune_run_execute and not raised: the task has nothing to retry."""
+    from . import engine
+
+    worker = (worker or engine.worker_name())[:200]
+    now = timezone.now()
+    claimed = FinetuneRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now, error=""
+    )
+    if not claimed:
+        return None  # deleted, or a duplicate delivery: the first one owns the run
+    run = FinetuneRun.objects.select_related("dataset").get(pk=run_id)
+    try:
+        from .finetune import finetune_run_execute
+
+        if run.dataset is None:
+            raise JobInputError("dataset", "the run's dataset was deleted")
+        config = finetune_config_build({k: v for k, v in run.config.items() if k in FINETUNE_OPTION_FIELDS})
+        return finetune_run_execute(
+            dataset_name=run.dataset.name,
+            base_model=run.base_model,
+            gguf_file=run.gguf_file,
+            output_dir=run.output_dir,
+            config=config,
+            run=run,
+            worker=worker,
+        )
+    except Exception as exc:
+        logger.exception("fine-tuning run %s failed", run_id)
+        # finetune_run_execute has usually recorded it already; this catches what it could not
+        finetune_run_fail(run_id=run_id, error=" ".join(f"{type(exc).__name__}: {exc}".split()))
+        run.refresh_from_db()
+        return run
+
+
+def finetune_run_progress(run: FinetuneRun) -> dict[str, Any]:
+    """What the run page and the API show: the live metrics with safe defaults."""
+    m = run.metrics or {}
+    epochs = (run.config or {}).get("epochs")
+    wall = m.get("run_wall_seconds") or m.get("wall_seconds")
+    if wall is None and run.started_at and run.status in ACTIVE_STATUSES:
+        wall = round((timezone.now() - run.started_at).total_seconds(), 1)
+    return {
+        "status": run.status,
+        "epochs": epochs,
+        "epochs_run": int(m.get("epochs_run") or 0),
+        "best_epoch": m.get("best_epoch"),
+        "best_val_loss": m.get("best_val_loss"),
+        "early_stopped": bool(m.get("early_stopped")),
+        "train_loss": list(m.get("train_loss") or []),
+        "val_loss": list(m.get("val_loss") or []),
+        "val_loss_before_training": m.get("val_loss_before_training"),
+        "trainable_params": m.get("trainable_params"),
+        "total_params": m.get("total_params"),
+        "trainable_pct": m.get("trainable_pct"),
+        "peak_memory_bytes": m.get("peak_memory_bytes"),
+        "peak_memory_kind": m.get("peak_memory_kind"),
+        "wall_seconds": wall,
+        "tokens_per_s": m.get("tokens_per_s"),
+        "device": m.get("device"),
+        "error": run.error.splitlines()[0] if run.error else "",
+    }

@@ -15,14 +15,18 @@ Worker environment: EVALSITE_DEVICE (cuda, cuda:1, cpu; default cuda when availa
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
 # Before anything imports huggingface_hub: no machine here reaches the hub, and without this a
 # mistyped hub id spends ~50 s in network retries. Export HF_HUB_OFFLINE=0 where workers reach it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+logger = logging.getLogger(__name__)
 
 
 # Only a database that went away for a moment is worth retrying (with backoff, a few times); every
@@ -42,3 +46,33 @@ def run_chunk(chunk_id: int) -> None:
     from .services import chunk_run
 
     chunk_run(chunk_id=chunk_id)
+
+
+# A fine-tuning run is one long task. acks_late: a worker killed mid-run leaves the message to be
+# delivered again, and that delivery finds the run no longer queued and does nothing (the run itself
+# is failed by the restarted worker or by the stale-heartbeat check). Nothing is retried automatically:
+# a failed run says why, and an admin queues it again.
+@shared_task(name="generation.run_finetune", bind=True, acks_late=True, ignore_result=True)
+def run_finetune(self, run_id: int) -> None:
+    """Train one queued FinetuneRun (id only). A deleted or already claimed run is left alone."""
+    from .services import finetune_run_start
+
+    finetune_run_start(run_id=run_id, worker=getattr(self.request, "hostname", None) or "")
+
+
+def fail_runs_left_by_this_worker(sender=None, **kwargs) -> None:
+    """celery `worker_ready`: runs still marked running under this worker's name were killed with its
+    previous process; runs whose heartbeat stopped anywhere are failed too."""
+    from .services import finetune_runs_fail_for_worker, finetune_runs_fail_stale
+
+    hostname = getattr(sender, "hostname", "") or ""
+    try:
+        lost = finetune_runs_fail_for_worker(hostname) + finetune_runs_fail_stale()
+    except Exception:  # never keep a worker from starting over this
+        logger.exception("could not check for fine-tuning runs left running")
+        return
+    if lost:
+        logger.warning("fine-tuning runs %s were left running by a lost worker: marked failed", lost)
+
+
+worker_ready.connect(fail_runs_left_by_this_worker, weak=False)
