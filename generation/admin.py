@@ -1,12 +1,15 @@
 """Django admin for datasets, model specs, jobs and their answers.
 
 Actions: on datasets, "Queue a generation job…" opens the job form (/jobs/) with that dataset chosen;
-on jobs, "Queue again" makes a new job with the same dataset, models and settings, and "Cancel"."""
+on jobs, "Queue again" makes a new job with the same dataset, models and settings, and "Cancel".
+Fine-tune runs: "Add" is a form that queues a run; "Queue again" and "Fail runs whose worker stopped
+sending heartbeats" are actions."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect
@@ -24,7 +27,18 @@ from .models import (
     ModelSpec,
     Prompt,
 )
-from .services import job_cancel, job_create, job_queue
+from .services import (
+    FINETUNE_OPTION_FIELDS,
+    JobInputError,
+    finetune_config_build,
+    finetune_run_check,
+    finetune_run_create,
+    finetune_run_queue,
+    finetune_runs_fail_stale,
+    job_cancel,
+    job_create,
+    job_queue,
+)
 
 
 @admin.register(Dataset)
@@ -129,7 +143,138 @@ class ModelLoadAttemptAdmin(admin.ModelAdmin):
     list_filter = ["kind", "success"]
 
 
+class FinetuneRunAddForm(forms.ModelForm):
+    """The admin's "Add fine-tune run" form: what to train and how; saving queues the run."""
+
+    epochs = forms.IntegerField(min_value=1, initial=50)
+    patience = forms.IntegerField(min_value=1, initial=10, help_text="epochs without a lower validation loss")
+    lr = forms.FloatField(required=False, help_text="learning rate; empty: 2e-4 LoRA, 2e-5 full")
+    r = forms.IntegerField(min_value=1, initial=16, label="LoRA r")
+    alpha = forms.IntegerField(min_value=1, initial=32, label="LoRA alpha")
+    dropout = forms.FloatField(min_value=0, initial=0.05, label="LoRA dropout")
+    target_modules = forms.CharField(initial="q_proj,k_proj,v_proj,o_proj")
+    batch_size = forms.IntegerField(min_value=1, initial=8)
+    max_length = forms.IntegerField(min_value=2, initial=384)
+    seed = forms.IntegerField(initial=0)
+    gradient_checkpointing = forms.BooleanField(required=False)
+
+    class Meta:
+        model = FinetuneRun
+        fields = ["dataset", "base_model", "gguf_file", "output_dir", "mode"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        if data.get("dataset") is None:
+            self.add_error("dataset", "Choose the dataset to train on.")
+            return data
+        try:
+            self.finetune_config = finetune_config_build(
+                {k: data.get(k) for k in FINETUNE_OPTION_FIELDS if k in data}
+            )
+            finetune_run_check(
+                dataset=data["dataset"],
+                base_model=data.get("base_model", ""),
+                output_dir=data.get("output_dir", ""),
+            )
+        except JobInputError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
 @admin.register(FinetuneRun)
 class FinetuneRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "base_model", "mode", "status", "output_dir", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "dataset",
+        "base_model",
+        "mode",
+        "status",
+        "worker",
+        "heartbeat_at",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["mode", "status"]
+    actions = ["queue_again", "fail_stale"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = FinetuneRunAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return list(FinetuneRunAddForm.base_fields)
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return []
+        return [f.name for f in FinetuneRun._meta.fields]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            return  # a run's record is what happened: nothing to edit
+        try:
+            run = finetune_run_create(
+                dataset=form.cleaned_data["dataset"],
+                base_model=form.cleaned_data["base_model"],
+                gguf_file=form.cleaned_data.get("gguf_file", ""),
+                output_dir=form.cleaned_data["output_dir"],
+                config=form.finetune_config,
+                created_by=request.user,
+            )
+        except JobInputError as exc:
+            # too late for the form to show it (a race with another run): say it and create nothing
+            self.message_user(request, f"Not queued: {exc}", messages.ERROR)
+            raise
+        obj.pk = run.pk
+        obj.refresh_from_db()
+        finetune_run_queue(run)
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        obj.refresh_from_db()
+        if obj.status == JobStatus.FAILED:
+            self.message_user(request, f"Run {obj.pk} failed: {obj.error}", messages.ERROR)
+        else:
+            self.message_user(request, f"Run {obj.pk} queued.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("run-detail", args=[obj.pk]))
+
+    @admin.action(description="Queue again (same dataset, model, folder and settings)")
+    def queue_again(self, request: HttpRequest, queryset: Any) -> None:
+        for old in queryset.select_related("dataset"):
+            if old.dataset is None:
+                self.message_user(
+                    request, f"Run {old.pk}: its dataset was deleted, skipped.", messages.WARNING
+                )
+                continue
+            try:
+                with transaction.atomic():
+                    run = finetune_run_create(
+                        dataset=old.dataset,
+                        base_model=old.base_model,
+                        gguf_file=old.gguf_file,
+                        output_dir=old.output_dir,
+                        config={k: v for k, v in (old.config or {}).items() if k in FINETUNE_OPTION_FIELDS},
+                        created_by=request.user,
+                    )
+                    finetune_run_queue(run)
+            except JobInputError as exc:
+                self.message_user(request, f"Run {old.pk} not queued again: {exc}", messages.ERROR)
+                continue
+            run.refresh_from_db()
+            if run.status == JobStatus.FAILED:
+                self.message_user(request, f"Run {run.pk} failed: {run.error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Run {run.pk} queued (again of run {old.pk}).", messages.SUCCESS)
+
+    @admin.action(description="Fail runs whose worker stopped sending heartbeats")
+    def fail_stale(self, request: HttpRequest, queryset: Any) -> None:
+        failed = finetune_runs_fail_stale()
+        self.message_user(request, f"{len(failed)} run(s) marked failed (worker lost).", messages.SUCCESS)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        finetune_runs_fail_stale()
+        return super().changelist_view(request, extra_context)

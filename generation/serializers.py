@@ -1,4 +1,5 @@
-"""API shapes for generation jobs (admin only: these carry model names and adapter paths)."""
+"""API shapes for generation jobs and fine-tuning runs (never for annotators: these carry model names
+and adapter paths)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .models import GenerationJob
-from .services import LIMITS, job_progress
+from .models import FinetuneRun, GenerationJob
+from .services import LIMITS, finetune_run_progress, job_progress
 
 
 class JobCreateInput(serializers.Serializer):
@@ -91,3 +92,146 @@ class JobOutput(serializers.ModelSerializer):
 
     def get_fallback(self, job: GenerationJob) -> int:
         return self._progress(job).fallback
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning runs
+
+
+class FinetuneRunCreateInput(serializers.Serializer):
+    dataset = serializers.CharField(
+        help_text="dataset name or id; its prompts with a reference are trained on"
+    )
+    base_model = serializers.CharField(
+        max_length=1000, help_text="hub id, local folder, .gguf path or smollm2-demo"
+    )
+    gguf_file = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    output_dir = serializers.CharField(
+        max_length=1000, help_text="folder on the worker for the adapter (or model) and training.json"
+    )
+    mode = serializers.ChoiceField(choices=["lora", "full"], default="lora")
+    epochs = serializers.IntegerField(min_value=1, max_value=10000, default=50)
+    patience = serializers.IntegerField(min_value=1, max_value=10000, default=10)
+    lr = serializers.FloatField(
+        required=False, allow_null=True, default=None, help_text="default 2e-4 LoRA, 2e-5 full"
+    )
+    batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=8)
+    max_length = serializers.IntegerField(min_value=2, max_value=1_000_000, default=384)
+    seed = serializers.IntegerField(default=0)
+    val_fraction = serializers.FloatField(default=0.1)
+    r = serializers.IntegerField(min_value=1, max_value=4096, default=16)
+    alpha = serializers.IntegerField(min_value=1, default=32)
+    dropout = serializers.FloatField(min_value=0.0, default=0.05)
+    target_modules = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, allow_empty=False
+    )
+    gradient_checkpointing = serializers.BooleanField(default=False)
+    max_examples = serializers.IntegerField(min_value=2, required=False, allow_null=True, default=None)
+    device = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+
+    def validate_target_modules(self, value: list[str]) -> list[str]:
+        # "q_proj,v_proj" as one string is accepted too
+        names = [name.strip() for item in value for name in item.split(",") if name.strip()]
+        if not names:
+            raise serializers.ValidationError("name at least one module")
+        return names
+
+
+class FinetuneRunOutput(serializers.ModelSerializer):
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True, default=None)
+    epochs = serializers.SerializerMethodField()
+    epochs_run = serializers.SerializerMethodField()
+    best_epoch = serializers.SerializerMethodField()
+    best_val_loss = serializers.SerializerMethodField()
+    early_stopped = serializers.SerializerMethodField()
+    train_loss = serializers.SerializerMethodField()
+    val_loss = serializers.SerializerMethodField()
+    trainable_params = serializers.SerializerMethodField()
+    total_params = serializers.SerializerMethodField()
+    trainable_pct = serializers.SerializerMethodField()
+    peak_memory_bytes = serializers.SerializerMethodField()
+    wall_seconds = serializers.SerializerMethodField()
+    tokens_per_s = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FinetuneRun
+        fields = [
+            "id",
+            "status",
+            "dataset",
+            "dataset_name",
+            "base_model",
+            "gguf_file",
+            "output_dir",
+            "mode",
+            "config",
+            "epochs",
+            "epochs_run",
+            "best_epoch",
+            "best_val_loss",
+            "early_stopped",
+            "train_loss",
+            "val_loss",
+            "trainable_params",
+            "total_params",
+            "trainable_pct",
+            "peak_memory_bytes",
+            "wall_seconds",
+            "tokens_per_s",
+            "error",
+            "worker",
+            "heartbeat_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def _p(self, run: FinetuneRun) -> dict[str, Any]:
+        cache = self.context.setdefault("_run_progress", {})
+        if run.pk not in cache:
+            cache[run.pk] = finetune_run_progress(run)
+        return cache[run.pk]
+
+    def get_epochs(self, run: FinetuneRun) -> int | None:
+        return self._p(run)["epochs"]
+
+    def get_epochs_run(self, run: FinetuneRun) -> int:
+        return self._p(run)["epochs_run"]
+
+    def get_best_epoch(self, run: FinetuneRun) -> int | None:
+        return self._p(run)["best_epoch"]
+
+    def get_best_val_loss(self, run: FinetuneRun) -> float | None:
+        return self._p(run)["best_val_loss"]
+
+    def get_early_stopped(self, run: FinetuneRun) -> bool:
+        return self._p(run)["early_stopped"]
+
+    def get_train_loss(self, run: FinetuneRun) -> list[float]:
+        return self._p(run)["train_loss"]
+
+    def get_val_loss(self, run: FinetuneRun) -> list[float]:
+        return self._p(run)["val_loss"]
+
+    def get_trainable_params(self, run: FinetuneRun) -> int | None:
+        return self._p(run)["trainable_params"]
+
+    def get_total_params(self, run: FinetuneRun) -> int | None:
+        return self._p(run)["total_params"]
+
+    def get_trainable_pct(self, run: FinetuneRun) -> float | None:
+        return self._p(run)["trainable_pct"]
+
+    def get_peak_memory_bytes(self, run: FinetuneRun) -> int | None:
+        return self._p(run)["peak_memory_bytes"]
+
+    def get_wall_seconds(self, run: FinetuneRun) -> float | None:
+        return self._p(run)["wall_seconds"]
+
+    def get_tokens_per_s(self, run: FinetuneRun) -> float | None:
+        return self._p(run)["tokens_per_s"]
+
+    def get_error(self, run: FinetuneRun) -> str:
+        return self._p(run)["error"]

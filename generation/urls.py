@@ -9,4 +9,8 @@ urlpatterns = [
     path("jobs/", views.job_list_page, name="job-list"),
     path("jobs/<int:pk>/", views.job_detail_page, name="job-detail"),
     path("jobs/<int:pk>/cancel/", views.job_cancel_page, name="job-cancel"),
+    path("api/finetune-runs/", views.FinetuneRunListAPI.as_view(), name="api-run-list"),
+    path("api/finetune-runs/<int:pk>/", views.FinetuneRunDetailAPI.as_view(), name="api-run-detail"),
+    path("runs/", views.run_list_page, name="run-list"),
+    path("runs/<int:pk>/", views.run_detail_page, name="run-detail"),
 ]

@@ -1,4 +1,5 @@
-"""Generation jobs over HTTP: the admin API (`/api/jobs/`) and server-rendered admin pages (`/jobs/`).
+"""Generation jobs over HTTP: the admin API (`/api/jobs/`) and server-rendered admin pages (`/jobs/`);
+fine-tuning runs: `/api/finetune-runs/` and the `/runs/` pages (researchers read, admins queue).
 
 Everything here is for the evalsite admin role only: jobs name models and adapter paths, which
 annotators must never see. No ML code is imported here."""
@@ -20,9 +21,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .models import Dataset, GenerationJob, JobStatus
-from .serializers import JobCreateInput, JobOutput
-from .services import JobInputError, dataset_get, job_cancel, job_create, job_progress, job_queue
+from .models import Dataset, FinetuneRun, GenerationJob, JobStatus
+from .serializers import FinetuneRunCreateInput, FinetuneRunOutput, JobCreateInput, JobOutput
+from .services import (
+    FINETUNE_OPTION_FIELDS,
+    JobInputError,
+    dataset_get,
+    finetune_config_build,
+    finetune_run_create,
+    finetune_run_progress,
+    finetune_run_queue,
+    finetune_runs_fail_stale,
+    job_cancel,
+    job_create,
+    job_progress,
+    job_queue,
+)
 
 
 class IsEvalsiteAdmin(permissions.BasePermission):
@@ -180,3 +194,187 @@ def job_cancel_page(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, f"Job {job.pk} had already {job.status}.")
     return redirect("job-detail", pk=job.pk)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning runs: `/api/finetune-runs/` (admins queue; researchers and admins read) and the
+# `/runs/` pages with the loss curves. Every read first fails runs whose worker stopped beating.
+
+
+class CanReadRuns(permissions.BasePermission):
+    """Researchers and admins read runs; only admins queue them."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return bool(getattr(user, "can_read_reports", False))
+        return bool(getattr(user, "is_evalsite_admin", False))
+
+
+def _runs() -> Any:
+    return FinetuneRun.objects.select_related("dataset")
+
+
+def queue_finetune_run(*, user: Any, data: dict[str, Any]) -> FinetuneRun:
+    """Create and queue a run from validated input; raises JobInputError (nothing created). Re-reads
+    the run after the commit so a broker failure during queueing shows in its status."""
+    options = {k: v for k, v in data.items() if k in FINETUNE_OPTION_FIELDS}
+    with transaction.atomic():
+        run = finetune_run_create(
+            dataset=data["dataset"],
+            base_model=data["base_model"],
+            gguf_file=data.get("gguf_file", ""),
+            output_dir=data["output_dir"],
+            config=finetune_config_build(options),
+            created_by=user,
+        )
+        finetune_run_queue(run)
+    return _runs().get(pk=run.pk)
+
+
+class FinetuneRunListAPI(APIView):
+    """`GET /api/finetune-runs/`: recent runs. `POST /api/finetune-runs/` (admin): queue a run → 201;
+    503 with the (failed) run when the broker cannot be reached; 400 with field errors, nothing made."""
+
+    permission_classes = [CanReadRuns]
+
+    @extend_schema(responses=FinetuneRunOutput(many=True))
+    def get(self, request: Request) -> Response:
+        finetune_runs_fail_stale()
+        return Response(FinetuneRunOutput(_runs()[:50], many=True).data)
+
+    @extend_schema(request=FinetuneRunCreateInput, responses={201: FinetuneRunOutput, 503: FinetuneRunOutput})
+    def post(self, request: Request) -> Response:
+        serializer = FinetuneRunCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            run = queue_finetune_run(user=request.user, data=serializer.validated_data)
+        except JobInputError as exc:
+            return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
+        code = status.HTTP_201_CREATED
+        if run.status == JobStatus.FAILED and run.error.startswith("broker unreachable"):
+            code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(FinetuneRunOutput(run).data, status=code)
+
+
+class FinetuneRunDetailAPI(APIView):
+    """`GET /api/finetune-runs/{id}/`: status, epochs so far, train_loss, val_loss, best_epoch, error."""
+
+    permission_classes = [CanReadRuns]
+
+    @extend_schema(responses=FinetuneRunOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        finetune_runs_fail_stale()
+        return Response(FinetuneRunOutput(get_object_or_404(_runs(), pk=pk)).data)
+
+
+def _require_reader(request: HttpRequest) -> None:
+    if not getattr(request.user, "can_read_reports", False):
+        raise PermissionDenied
+
+
+def _nice_bytes(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def _nice_seconds(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return "-"
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(round(s), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def loss_chart(train: list[Any], val: list[Any], *, best_epoch: Any = None) -> dict[str, Any] | None:
+    """Coordinates for a server-drawn SVG of the loss per epoch (x: epoch 1..n, y: loss), or None
+    before the first epoch. Non-numbers are skipped; a lone epoch is drawn as points."""
+    w, h, left, right, top, bottom = 640, 260, 56, 16, 14, 34
+    series = {
+        name: [(i + 1, float(v)) for i, v in enumerate(values) if isinstance(v, (int, float))]
+        for name, values in (("train", train), ("val", val))
+    }
+    ys = [y for pts in series.values() for _, y in pts]
+    if not ys:
+        return None
+    n = max(len(train), len(val), 2)
+    lo, hi = min(ys), max(ys)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = (hi - lo) * 0.06
+    lo, hi = max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad
+
+    def x(epoch: float) -> float:
+        return round(left + (epoch - 1) * (w - left - right) / (n - 1), 1)
+
+    def y(loss: float) -> float:
+        return round(top + (hi - loss) * (h - top - bottom) / (hi - lo), 1)
+
+    lines = []
+    for name, label in (("train", "train loss"), ("val", "validation loss")):
+        pts = series[name]
+        lines.append(
+            {
+                "name": name,
+                "label": label,
+                "points": " ".join(f"{x(e)},{y(v)}" for e, v in pts),
+                "dots": [{"x": x(e), "y": y(v), "epoch": e, "loss": v} for e, v in pts],
+            }
+        )
+    step = max(1, (n - 1) // 10 + 1)
+    x_ticks = [{"x": x(e), "label": e} for e in range(1, n + 1, step)]
+    y_ticks = [{"y": y(lo + k * (hi - lo) / 4), "label": f"{lo + k * (hi - lo) / 4:.3g}"} for k in range(5)]
+    best = None
+    if isinstance(best_epoch, int) and 1 <= best_epoch <= n:
+        best = {"x": x(best_epoch), "epoch": best_epoch}
+    return {
+        "w": w,
+        "h": h,
+        "left": left,
+        "right": w - right,
+        "top": top,
+        "bottom": h - bottom,
+        "lines": lines,
+        "x_ticks": x_ticks,
+        "y_ticks": y_ticks,
+        "best": best,
+        "x_label_y": h - 4,
+    }
+
+
+def _run_context(run: FinetuneRun) -> dict[str, Any]:
+    progress = finetune_run_progress(run)
+    return {
+        "run": run,
+        "p": progress,
+        "active": run.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        "peak_memory": _nice_bytes(progress["peak_memory_bytes"]),
+        "wall": _nice_seconds(progress["wall_seconds"]),
+        "chart": loss_chart(progress["train_loss"], progress["val_loss"], best_epoch=progress["best_epoch"]),
+        "config_items": sorted((run.config or {}).items()),
+    }
+
+
+@login_required
+def run_list_page(request: HttpRequest) -> HttpResponse:
+    _require_reader(request)
+    finetune_runs_fail_stale()
+    rows = [(run, finetune_run_progress(run)) for run in _runs()[:100]]
+    return render(request, "generation/run_list.html", {"rows": rows})
+
+
+@login_required
+def run_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_reader(request)
+    finetune_runs_fail_stale()
+    run = get_object_or_404(_runs(), pk=pk)
+    return render(request, "generation/run_detail.html", _run_context(run))

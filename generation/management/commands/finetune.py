@@ -1,6 +1,7 @@
 """`python manage.py finetune --dataset NAME --base MODEL --output DIR`: LoRA (or --full) fine-tuning.
 
-Prints one progress line per epoch and the FinetuneRun id alone on the last line."""
+Prints one progress line per epoch and the FinetuneRun id alone on the last line. With --queue the run
+is sent to a Celery worker instead (the command returns at once, printing the queued run's id)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ class Command(BaseCommand):
             default=None,
             help="torch CPU threads (default: torch's choice; 1 is often faster on a busy CPU)",
         )
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="send the run to a Celery worker and print its id, instead of training here",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from generation.finetune import FinetuneConfig, FinetuneError, finetune_run_execute
@@ -83,6 +89,10 @@ class Command(BaseCommand):
             )
         except FinetuneError as exc:
             raise CommandError(str(exc)) from exc
+
+        if options["queue"]:
+            self._queue(config, options)
+            return
 
         def progress(p: Any) -> None:
             mark = " *" if p.improved else ""
@@ -112,4 +122,29 @@ class Command(BaseCommand):
             f"{' (early stop)' if m['early_stopped'] else ''}; trainable {m['trainable_params']:,} of "
             f"{m['total_params']:,} ({m['trainable_pct']}%); {m['wall_seconds']} s; wrote {run.output_dir}"
         )
+        self.stdout.write(str(run.pk))
+
+    def _queue(self, config: Any, options: dict[str, Any]) -> None:
+        from django.db import transaction
+
+        from generation.services import JobInputError, finetune_run_create, finetune_run_queue
+
+        try:
+            with transaction.atomic():
+                run = finetune_run_create(
+                    dataset=options["dataset"],
+                    base_model=options["base"],
+                    gguf_file=options["gguf_file"],
+                    output_dir=options["output"],
+                    config=config,
+                )
+                finetune_run_queue(run)
+        except JobInputError as exc:
+            flag = {"base_model": "base", "output_dir": "output"}.get(exc.field, exc.field).replace("_", "-")
+            raise CommandError(f"--{flag}: {exc.message}") from exc
+        run.refresh_from_db()  # the broker was asked after the commit: a failure shows here
+        if run.status == "failed":
+            self.stdout.write(str(run.pk))
+            raise CommandError(f"run {run.pk} failed: {run.error}")
+        self.stdout.write(f"queued fine-tuning run {run.pk} ({run.mode}); follow it at /runs/{run.pk}/")
         self.stdout.write(str(run.pk))
