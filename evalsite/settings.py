@@ -180,6 +180,8 @@ CELERY_TASK_IGNORE_RESULT = True
 GPU_HOUR_PRICE_USD = envfloat("GPU_HOUR_PRICE_USD", 2.0)
 EVALSITE_MODEL_DIR = Path(os.environ.get("EVALSITE_MODEL_DIR") or VAR_DIR / "models")
 ASSIGNMENT_LOCK_SECONDS = envint("ASSIGNMENT_LOCK_SECONDS", 15 * 60)
+# a running fine-tuning run whose worker has not written a heartbeat for this long is marked failed
+FINETUNE_STALE_SECONDS = envint("FINETUNE_STALE_SECONDS", 30 * 60)
 
 LOGGING = {
     "version": 1,
