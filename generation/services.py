@@ -477,33 +477,83 @@ def _job_status(job_id: int) -> str | None:
     return GenerationJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
 
-def chunk_run(*, chunk_id: int) -> None:
-    """Make the missing answers of one chunk (both roles). Safe to run twice.
+def chunk_max_attempts() -> int:
+    """Deliveries of one chunk that may start before it is given up (a worker died each time)."""
+    return max(1, int(getattr(settings, "GENERATION_CHUNK_MAX_ATTEMPTS", 3)))
+
+
+def _chunk_claim(chunk_id: int, worker: str, retries: int = 0) -> tuple[GenerationChunk | None, bool]:
+    """Take the chunk for this delivery, under a row lock: (chunk, False) when it is ours to run.
+
+    Otherwise (None, ended): the chunk is gone or already finished (a duplicate delivery: nothing to
+    do), or this call ended it (ended=True) because its job has finished or because it has been
+    started `chunk_max_attempts()` times without finishing (a poison chunk that kills its worker
+    every time): it is failed here so it never loops forever. `retries` (the task's planned retries
+    after a transient database error, each a new delivery) raise that limit by as many.
+    A chunk marked running by an earlier attempt is taken over: that attempt's worker died (or its
+    message outlived the visibility timeout); only the answers still missing are made."""
+    with transaction.atomic():
+        chunk = (
+            GenerationChunk.objects.select_for_update(of=("self",))
+            .select_related("job__pretrained_model", "job__finetuned_model")
+            .filter(pk=chunk_id)
+            .first()
+        )
+        if chunk is None or chunk.finished_at is not None:
+            return None, False  # the job was deleted after queueing, or a duplicate delivery
+        job = chunk.job
+        now = timezone.now()
+        if job.status in FINISHED_STATUSES:
+            why = f"not run: the job had already {job.status}"
+            GenerationChunk.objects.filter(pk=chunk.pk).update(
+                status=JobStatus.CANCELLED, error=why, finished_at=now
+            )
+            return None, True
+        limit = chunk_max_attempts() + max(0, int(retries))
+        if chunk.attempts >= limit:
+            why = (
+                f"chunk {chunk.index}: given up after {chunk.attempts} attempts that never finished "
+                f"(last on {chunk.worker or 'an unknown worker'})"
+            )
+            logger.error("job %s %s", job.pk, why)
+            GenerationChunk.objects.filter(pk=chunk.pk).update(
+                status=JobStatus.FAILED, error=why, finished_at=now
+            )
+            return None, True
+        if chunk.status == JobStatus.RUNNING:
+            logger.warning(
+                "job %s chunk %s: attempt %s by %s did not finish; %s takes it over (attempt %s of %s)",
+                job.pk, chunk.index, chunk.attempts, chunk.worker, worker, chunk.attempts + 1, limit,
+            )
+        GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=now
+        )
+        GenerationChunk.objects.filter(pk=chunk.pk).update(
+            status=JobStatus.RUNNING, worker=worker, attempts=F("attempts") + 1, started_at=now
+        )
+        chunk.attempts += 1
+        chunk.status, chunk.worker, chunk.started_at = JobStatus.RUNNING, worker, now
+        return chunk, False
+
+
+def chunk_run(*, chunk_id: int, retries: int = 0) -> None:
+    """Make the missing answers of one chunk (both roles). Safe to run twice, or at once on two workers.
 
     Whatever happens, the chunk ends finished (succeeded, failed or cancelled) so the job never
-    stays running; only a lost database connection can leave it for the redelivery to finish."""
+    stays running; only a lost database connection (retried by the task) or a killed worker (the
+    message is delivered again: see generation.tasks) can leave it for a later delivery to finish."""
     from . import engine
     from .modeling import ModelLoadError
 
-    chunk = (
-        GenerationChunk.objects.select_related("job__pretrained_model", "job__finetuned_model")
-        .filter(pk=chunk_id)
-        .first()
-    )
-    if chunk is None:
-        return  # the job was deleted after queueing
-    job = chunk.job
-    if job.status in FINISHED_STATUSES:
-        _finish_chunk(chunk.pk, job.pk, JobStatus.CANCELLED, f"not run: the job had already {job.status}")
-        return
     worker = engine.worker_name()
-    now = timezone.now()
-    GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now
-    )
-    GenerationChunk.objects.filter(pk=chunk.pk).update(
-        status=JobStatus.RUNNING, worker=worker, attempts=F("attempts") + 1, started_at=now
-    )
+    chunk, ended = _chunk_claim(chunk_id, worker, retries)
+    if chunk is None:
+        if ended:  # committed: now the job may be finished too
+            job_id = GenerationChunk.objects.filter(pk=chunk_id).values_list("job_id", flat=True).first()
+            if job_id is not None:
+                job_finish_if_done(job_id=job_id)
+        return
+    job = chunk.job
     prompts = list(Prompt.objects.filter(pk__in=chunk.prompt_ids).order_by("id"))
     existing = set(Answer.objects.filter(job=job, prompt__in=prompts).values_list("prompt_id", "role"))
     missing = [(p, role) for p in prompts for role in Role.values if (p.pk, role) not in existing]
@@ -562,7 +612,9 @@ def _answer_missing(job: GenerationJob, missing: list[tuple[Prompt, str]], worke
                     job=job,
                     prompt_id=r.key[0],
                     role=r.key[1],
-                    text=r.text,
+                    # a model can emit U+0000 (any byte-level vocabulary has it); PostgreSQL text
+                    # refuses it, and it is never meaningful in an answer
+                    text=r.text.replace("\x00", ""),
                     prompt_tokens=r.prompt_tokens,
                     output_tokens=r.output_tokens,
                     latency_ms=round(r.latency_ms, 3),

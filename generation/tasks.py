@@ -11,6 +11,35 @@ loaded by the first chunk stays loaded for the next ones and CUDA is never initi
 Worker environment: EVALSITE_DEVICE (cuda, cuda:1, cpu; default cuda when available), EVALSITE_DTYPE
 (default bfloat16 on cuda, float32 on cpu), EVALSITE_TORCH_THREADS (CPU threads), HF_HUB_OFFLINE
 (default 1 here; set 0 where workers reach the model hub).
+
+How every (job, prompt, role) answer exists exactly once
+---------------------------------------------------------
+At least once: a chunk's message (`run_chunk`, the chunk id only) is acknowledged late (`acks_late`,
+`reject_on_worker_lost`, prefetch 1), after chunk_run has returned. A worker SIGKILLed mid-chunk
+never acknowledges it: on Redis the message stays in kombu's `unacked` set and any live worker puts it
+back on the queue once it is older than the visibility timeout (CELERY_VISIBILITY_TIMEOUT, 4 h by
+default: set it longer than the longest chunk, or a chunk still running is delivered a second time
+too; kombu sweeps for such messages every `unacked_restore_interval` x `unacked_restore_throttle`
+seconds, 100 by default). A worker that restarts sweeps at once. The server-less filesystem broker
+(the demo's) removes a message's file when a worker takes it, so there a SIGKILLed worker's chunk is
+lost and its job stays running: use Redis wherever workers can be killed.
+
+At most once: the database decides, not the broker.
+- `Answer` has a unique constraint on (job, prompt, role) and answers are written with
+  `bulk_create(ignore_conflicts=True)` after each batch, so two deliveries of one chunk running at the
+  same time, or one after the other, can never store a second answer; each delivery first reads which
+  answers exist and generates only the missing ones (a redelivery after a kill redoes at most the
+  batch that was being generated).
+- A delivery claims its chunk under a row lock (`services._chunk_claim`): a finished chunk means a
+  duplicate message and nothing happens; a chunk marked running by an earlier attempt (its worker died)
+  is taken over and `attempts` counts up; after GENERATION_CHUNK_MAX_ATTEMPTS (default 3) starts that
+  never finished, plus the task's own retries, the chunk is failed ("given up after N attempts") so a
+  chunk that kills its worker every time never loops forever.
+- Status changes are conditional UPDATEs: a chunk's `finished_at` is set once
+  (`finished_at IS NULL`), and the job's final status is set once (`status IN (queued, running)`) by
+  whichever chunk finishes last, so no job is left running once every chunk has finished.
+tests/test_worker_faults.py checks this with real workers on Redis: one SIGKILLed mid-chunk, every
+message sent twice to two workers.
 """
 
 from __future__ import annotations
@@ -33,6 +62,7 @@ logger = logging.getLogger(__name__)
 # other failure is recorded on the chunk by chunk_run itself and the job goes on.
 @shared_task(
     name="generation.run_chunk",
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -41,11 +71,12 @@ logger = logging.getLogger(__name__)
     retry_backoff_max=300,
     max_retries=5,
 )
-def run_chunk(chunk_id: int) -> None:
+def run_chunk(self, chunk_id: int) -> None:
     """Answer one chunk of a job (both roles). Takes an id only; re-running it is harmless."""
     from .services import chunk_run
 
-    chunk_run(chunk_id=chunk_id)
+    # a planned retry is a new delivery too: it must not count against the crash limit
+    chunk_run(chunk_id=chunk_id, retries=int(getattr(self.request, "retries", 0) or 0))
 
 
 # A fine-tuning run is one long task. acks_late: a worker killed mid-run leaves the message to be
