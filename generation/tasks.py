@@ -22,7 +22,9 @@ default: set it longer than the longest chunk, or a chunk still running is deliv
 too; kombu sweeps for such messages every `unacked_restore_interval` x `unacked_restore_throttle`
 seconds, 100 by default). A worker that restarts sweeps at once. The server-less filesystem broker
 (the demo's) removes a message's file when a worker takes it, so there a SIGKILLed worker's chunk is
-lost and its job stays running: use Redis wherever workers can be killed.
+lost and its job stays running: use Redis wherever workers can be killed. Redis itself must keep an
+append-only file (`appendonly yes`, `appendfsync always` or `everysec`): a Redis without persistence
+that restarts forgets every queued message, and nothing here sends a lost chunk again.
 
 At most once: the database decides, not the broker.
 - `Answer` has a unique constraint on (job, prompt, role) and answers are written with
@@ -39,7 +41,7 @@ At most once: the database decides, not the broker.
   (`finished_at IS NULL`), and the job's final status is set once (`status IN (queued, running)`) by
   whichever chunk finishes last, so no job is left running once every chunk has finished.
 tests/test_worker_faults.py checks this with real workers on Redis: one SIGKILLed mid-chunk, every
-message sent twice to two workers.
+message sent twice to two workers, a job queued before its (append-only) Redis is killed and restarted.
 """
 
 from __future__ import annotations

@@ -350,3 +350,88 @@ def test_an_answer_with_a_nul_character_is_saved_without_it(monkeypatch):
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert sorted(job.answers.values_list("role", "text")) == [("finetuned", "yes it is"), ("pretrained", "yes it is")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis restarting
+
+
+REDIS_RESTART_PORT = 6390  # a server of this test's own: never the shared one on 6379
+
+
+class RedisServer:
+    """A redis-server this test starts, kills and starts again (append-only file, fsync always)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(REDIS_RESTART_PORT), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=(self.folder / "redis.log").open("a"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        client = redis.Redis(port=REDIS_RESTART_PORT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, (self.folder / "redis.log").read_text()
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()  # no shutdown save: only what the append-only file already holds
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    import shutil
+    import socket
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", REDIS_RESTART_PORT)) == 0:
+            pytest.skip(f"port {REDIS_RESTART_PORT} is taken")
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = RedisServer(folder)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.mark.slow
+def test_a_job_queued_before_redis_restarts_is_still_run(
+    process_env, own_redis, workers, tmp_path, tiny_llama_dir, tiny_adapter_dir  # noqa: F811
+):
+    """Production Redis keeps an append-only file: messages queued before a crash are there after it."""
+    import redis
+
+    env = {
+        **process_env,
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{REDIS_RESTART_PORT}/0",
+        "EVALSITE_TORCH_THREADS": "1",
+    }
+    db = Database(env["DATABASE_URL"])
+    import_prompts(env, tmp_path, "restart")
+    result = manage(
+        env, "queue_generation", "--dataset", "restart", "--base", str(tiny_llama_dir),
+        "--adapter", str(tiny_adapter_dir), "--max-new-tokens", "8", "--chunk-prompts", str(CHUNK_PROMPTS),
+    )  # fmt: skip
+    job_id = int(result.stdout.strip().splitlines()[-1])
+    assert redis.Redis(port=REDIS_RESTART_PORT).llen("celery") == PROMPTS // CHUNK_PROMPTS
+
+    own_redis.kill()  # no worker has taken anything yet
+    own_redis.start()
+    assert redis.Redis(port=REDIS_RESTART_PORT).llen("celery") == PROMPTS // CHUNK_PROMPTS
+    worker = workers(env)
+    db.wait_finished(job_id, timeout=180, logs=worker.log_tail)
+    check_exactly_once(db, job_id)
