@@ -167,7 +167,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         _folder.mkdir(parents=True, exist_ok=True)
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Longer than the longest generation chunk, so an unacknowledged chunk is not redelivered early.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+    _visibility = envint("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility,
+        # kombu sweeps for a dead worker's unacknowledged messages only every ~100 s by default; scale
+        # the sweep with the timeout so a short timeout also means a quick redelivery
+        "unacked_restore_interval": max(1, min(60, _visibility // 10)),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
