@@ -14,7 +14,14 @@ from .services import LIMITS, finetune_run_progress, job_progress
 class JobCreateInput(serializers.Serializer):
     dataset = serializers.CharField(help_text="dataset name or id")
     base_model = serializers.CharField(
-        max_length=1000, help_text="hub id, local folder, .gguf path or smollm2-demo"
+        max_length=1000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="hub id, local folder, .gguf path or smollm2-demo (default: the run's, with finetune_run)",
+    )
+    finetune_run = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="a finished LoRA run whose adapter to use"
     )
     gguf_file = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     adapter_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
@@ -29,6 +36,11 @@ class JobCreateInput(serializers.Serializer):
     )
     seed = serializers.IntegerField(required=False, default=0)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("base_model", "").strip() and attrs.get("finetune_run") is None:
+            raise serializers.ValidationError({"base_model": ["required unless finetune_run is given"]})
+        return attrs
 
 
 class JobOutput(serializers.ModelSerializer):

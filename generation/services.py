@@ -130,6 +130,21 @@ def finetune_run_for_adapter(adapter_path: str) -> FinetuneRun | None:
     )
 
 
+def _finished_lora_run(run_id: int, *, adapter_path: str = "") -> FinetuneRun:
+    run = FinetuneRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise JobInputError("finetune_run", f"no fine-tuning run {run_id}")
+    if run.status != JobStatus.SUCCEEDED:
+        raise JobInputError("finetune_run", f"run {run_id} has not succeeded (status: {run.status})")
+    if run.mode != FinetuneRun.Mode.LORA:
+        raise JobInputError(
+            "finetune_run", f"run {run_id} is a full fine-tune, not an adapter: use its folder as --base"
+        )
+    if adapter_path and Path(adapter_path).expanduser().resolve() != Path(run.output_dir).expanduser().resolve():
+        raise JobInputError("adapter_path", f"differs from the output folder of run {run_id}")
+    return run
+
+
 def _check_setting(name: str, value: Any) -> int:
     low, high = LIMITS[name]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -150,12 +165,19 @@ def job_create(
     name: str = "",
     created_by: Any = None,
     finetune_run: Any = None,
+    finetune_run_id: int | None = None,
     chunk_size: int | None = None,
 ) -> GenerationJob:
     """A new job over every prompt the dataset has now, in chunks; not queued yet (see job_queue).
 
     Without an adapter the fine-tuned role is answered by the base model, with fallback=True.
-    An empty dataset gives a job that has already failed, saying why."""
+    An empty dataset gives a job that has already failed, saying why. `finetune_run_id` picks a
+    finished LoRA run: its adapter answers the fine-tuned role (and its base model is the default)."""
+    if finetune_run_id is not None:
+        finetune_run = _finished_lora_run(finetune_run_id, adapter_path=adapter_path)
+        adapter_path = finetune_run.output_dir
+        base_model = base_model or finetune_run.base_model
+        gguf_file = gguf_file or finetune_run.gguf_file
     base_model = (base_model or "").strip()
     if not base_model:
         raise JobInputError("base_model", "required")

@@ -58,6 +58,7 @@ def queue_job(*, user: Any, data: dict[str, Any]) -> GenerationJob:
             base_model=data["base_model"],
             gguf_file=data.get("gguf_file", ""),
             adapter_path=data.get("adapter_path", ""),
+            finetune_run_id=data.get("finetune_run"),
             max_new_tokens=data.get("max_new_tokens", 64),
             batch_size=data.get("batch_size", 16),
             seed=data.get("seed", 0),

@@ -84,6 +84,36 @@ def test_a_job_on_an_adapter_folder_links_the_run_recorded_in_its_training_json(
 
 
 @pytest.mark.django_db
+def test_a_finished_lora_run_can_be_picked_as_the_fine_tuned_role(tmp_path):
+    from generation.models import FinetuneRun
+    from generation.services import JobInputError
+
+    dataset = make_dataset(n=2)
+    run = FinetuneRun.objects.create(
+        base_model="/models/base", output_dir=str(tmp_path / "adapter"), status=JobStatus.SUCCEEDED
+    )
+    job = job_create(dataset=dataset, base_model="", finetune_run_id=run.pk)
+    assert job.finetune_run == run
+    assert job.finetuned_model.adapter_path == str(tmp_path / "adapter")
+    assert job.pretrained_model.base_model == "/models/base" and job.pretrained_model.adapter_path == ""
+
+    running = FinetuneRun.objects.create(base_model="/b", output_dir="/o", status=JobStatus.RUNNING)
+    full = FinetuneRun.objects.create(base_model="/b", output_dir="/f", mode="full", status=JobStatus.SUCCEEDED)
+    for run_id, message in [
+        (running.pk, f"run {running.pk} has not succeeded (status: running)"),
+        (full.pk, f"run {full.pk} is a full fine-tune, not an adapter: use its folder as --base"),
+        (999999, "no fine-tuning run 999999"),
+    ]:
+        with pytest.raises(JobInputError) as caught:
+            job_create(dataset=dataset, base_model="", finetune_run_id=run_id)
+        assert caught.value.message == message
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match=r"^--finetune-run: no fine-tuning run 999999$"):
+        call_command("queue_generation", "--dataset", "shop", "--finetune-run", "999999", stdout=out, stderr=err)
+    assert GenerationJob.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_an_empty_dataset_gives_a_failed_job_saying_why():
     job = job_create(dataset=Dataset.objects.create(name="empty"), base_model="smollm2-demo")
     assert job.status == JobStatus.FAILED
@@ -404,7 +434,10 @@ def test_the_api_rejects_bad_input_with_field_errors(client, admin_user):
     response = client.post(
         "/api/jobs/", {"dataset": "nope", "max_new_tokens": 0}, content_type="application/json"
     )
-    assert response.status_code == 400 and set(response.json()) == {"base_model", "max_new_tokens"}
+    assert response.status_code == 400 and set(response.json()) == {"max_new_tokens"}
+    response = client.post("/api/jobs/", {"dataset": "nope"}, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"base_model": ["required unless finetune_run is given"]}
     assert not GenerationJob.objects.exists()
 
 

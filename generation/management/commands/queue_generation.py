@@ -43,10 +43,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name (or id)")
         parser.add_argument(
-            "--base", required=True, help="base model: hub id, local folder, .gguf path or smollm2-demo"
+            "--base",
+            default="",
+            help="base model: hub id, local folder, .gguf path or smollm2-demo (default: the run's)",
         )
         parser.add_argument("--gguf-file", default="", help="GGUF file name inside the --base folder")
         parser.add_argument("--adapter", default="", help="peft adapter folder for the fine-tuned role")
+        parser.add_argument(
+            "--finetune-run", type=int, default=None, help="use the adapter of this finished LoRA run"
+        )
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--seed", type=int, default=0)
@@ -65,6 +70,7 @@ class Command(BaseCommand):
                     base_model=options["base"],
                     gguf_file=options["gguf_file"],
                     adapter_path=options["adapter"],
+                    finetune_run_id=options["finetune_run"],
                     max_new_tokens=options["max_new_tokens"],
                     batch_size=options["batch_size"],
                     seed=options["seed"],
@@ -73,7 +79,10 @@ class Command(BaseCommand):
                 )
                 job_queue(job)
         except JobInputError as exc:
-            raise CommandError(f"--{exc.field.replace('_', '-')}: {exc.message}") from None
+            flag = {"base_model": "base", "adapter_path": "adapter", "chunk_prompts": "chunk-prompts"}.get(
+                exc.field, exc.field.replace("_", "-")
+            )
+            raise CommandError(f"--{flag}: {exc.message}") from None
         job.refresh_from_db()  # queueing ran on commit; it may have failed the job
         if job.status == JobStatus.FAILED:
             self.stdout.write(str(job.pk))
