@@ -39,11 +39,51 @@ class CampaignAdmin(admin.ModelAdmin):
         return obj._pair_count
 
 
+class GoldFilter(admin.SimpleListFilter):
+    title = "gold"
+    parameter_name = "gold"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "gold pairs"), ("no", "ordinary pairs")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(gold_preference="")
+        if self.value() == "no":
+            return queryset.filter(gold_preference="")
+        return queryset
+
+
+@admin.action(description="Stop treating the selected pairs as gold")
+def clear_gold(modeladmin, request, queryset):
+    queryset.update(gold_preference="", gold_correct_pretrained=None, gold_correct_finetuned=None)
+
+
 @admin.register(Pair)
 class PairAdmin(admin.ModelAdmin):
-    list_display = ("id", "campaign", "prompt", "pretrained_answer", "finetuned_answer")
-    list_filter = ("campaign",)
+    """Gold verdicts are set here (or with `create_campaign --gold`): the preference is in role terms."""
+
+    list_display = (
+        "id",
+        "campaign",
+        "prompt",
+        "pretrained_answer",
+        "finetuned_answer",
+        "gold_preference",
+        "gold_correct_pretrained",
+        "gold_correct_finetuned",
+    )
+    list_filter = ("campaign", GoldFilter)
+    list_editable = ("gold_preference", "gold_correct_pretrained", "gold_correct_finetuned")
     raw_id_fields = ("prompt", "pretrained_answer", "finetuned_answer")
+    actions = [clear_gold]
+    fieldsets = (
+        (None, {"fields": ("campaign", "prompt", "pretrained_answer", "finetuned_answer")}),
+        (
+            "Gold verdict (leave the preference empty for an ordinary pair)",
+            {"fields": ("gold_preference", "gold_correct_pretrained", "gold_correct_finetuned")},
+        ),
+    )
 
 
 @admin.register(Assignment)

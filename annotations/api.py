@@ -76,6 +76,7 @@ class CampaignNextApi(APIView):
     class OutputSerializer(serializers.Serializer):
         assignment = serializers.IntegerField()
         prompt = PromptSerializer()
+        question = serializers.CharField(help_text="what to judge for this prompt's task, shown above the scores")
         left = BlindedAnswerSerializer()
         right = BlindedAnswerSerializer()
         progress = ProgressSerializer()
@@ -109,6 +110,7 @@ def next_payload(assignment: Assignment, *, annotator) -> dict:
     return {
         "assignment": assignment.pk,
         "prompt": {"task": prompt.task, "text": prompt.text, "context": prompt.context},
+        "question": pair.campaign.question_for(prompt.task),
         "left": {"text": left},
         "right": {"text": right},
         "progress": {"done": progress.done, "total": progress.total},

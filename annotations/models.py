@@ -39,6 +39,16 @@ class User(AbstractUser):
         return self.role == self.UserRole.ADMIN or self.is_superuser
 
 
+# The question shown above the scores, per prompt task; a campaign's `task_questions` overrides these.
+DEFAULT_TASK_QUESTIONS = {
+    "sentiment": "Is the sentiment stated correctly?",
+    "features": "Are the product features extracted correctly and completely?",
+    "recommendation": "Is the recommendation sound and useful for this customer?",
+    "relevance": "Does the answer address the question relevantly?",
+}
+FALLBACK_QUESTION = "How good is each answer?"
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"
@@ -48,6 +58,12 @@ class Campaign(models.Model):
     job = models.ForeignKey(GenerationJob, on_delete=models.PROTECT, related_name="campaigns")
     overlap = models.PositiveSmallIntegerField(default=3)
     guidelines = models.TextField(blank=True)
+    task_questions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='question shown above the scores, per task, e.g. {"sentiment": "Is the sentiment stated '
+        'correctly?"}; tasks left out use the built-in wording',
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -58,16 +74,39 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def question_for(self, task: str) -> str:
+        questions = self.task_questions if isinstance(self.task_questions, dict) else {}
+        text = questions.get(task) or DEFAULT_TASK_QUESTIONS.get(task) or FALLBACK_QUESTION
+        return str(text)
+
+
+class GoldPreference(models.TextChoices):
+    """A gold pair's known verdict, in role terms (never left/right: sides are drawn per assignment)."""
+
+    FINETUNED = "finetuned"
+    PRETRAINED = "pretrained"
+    TIE = "tie"
+    BOTH_BAD = "both_bad"
+
 
 class Pair(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
     pretrained_answer = models.ForeignKey(Answer, on_delete=models.PROTECT, related_name="+")
     finetuned_answer = models.ForeignKey(Answer, on_delete=models.PROTECT, related_name="+")
+    # Gold pairs: a known verdict to check annotators against. Served blind like any other pair; only
+    # the report reads these. Empty preference = not a gold pair.
+    gold_preference = models.CharField(max_length=10, choices=GoldPreference.choices, blank=True)
+    gold_correct_pretrained = models.BooleanField(null=True, blank=True)
+    gold_correct_finetuned = models.BooleanField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "prompt"], name="pair_unique_per_prompt")]
         ordering = ["id"]
+
+    @property
+    def is_gold(self) -> bool:
+        return bool(self.gold_preference)
 
 
 class Side(models.TextChoices):

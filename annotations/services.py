@@ -13,8 +13,10 @@ annotators can never push a pair past its overlap:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +26,7 @@ from django.utils import timezone
 
 from generation.models import FINISHED_STATUSES, Answer, GenerationJob, Role
 
-from .models import Assignment, Campaign, Pair, Rating, Side, User
+from .models import Assignment, Campaign, GoldPreference, Pair, Rating, Side, User
 
 
 class AnnotationError(Exception):
@@ -55,9 +57,90 @@ class Progress:
 # Campaigns
 
 
+def clean_task_questions(value: Any, *, source: str = "task_questions") -> dict[str, str]:
+    """{task slug: question text}; anything else is a CampaignCreateError naming what is wrong."""
+    if not isinstance(value, dict):
+        raise CampaignCreateError(f"{source}: expected a JSON object {{task: question}}, got {type(value).__name__}")
+    cleaned: dict[str, str] = {}
+    for task, question in value.items():
+        if not isinstance(question, str) or not question.strip():
+            raise CampaignCreateError(f"{source}: the question for task '{task}' must be non-empty text")
+        if len(question) > 500:
+            raise CampaignCreateError(f"{source}: the question for task '{task}' is longer than 500 characters")
+        cleaned[str(task).strip()] = question.strip()
+    return cleaned
+
+
+GOLD_FIELDS = {"prompt_external_id", "preference", "correct_pretrained", "correct_finetuned"}
+
+
+def campaign_set_gold(
+    *, campaign: Campaign, rows: Iterable[tuple[int, dict]], source: str = "gold"
+) -> int:
+    """Mark pairs as gold from (line number, row) items: {prompt_external_id, preference (finetuned,
+    pretrained, tie, both_bad), correct_pretrained, correct_finetuned (true/false/null, optional)}.
+    Every row is checked before anything is written; one bad row writes none. Returns the count."""
+    pairs = {
+        external_id: pair
+        for pair, external_id in (
+            (p, p.prompt.external_id) for p in Pair.objects.filter(campaign=campaign).select_related("prompt")
+        )
+    }
+    seen: dict[str, int] = {}
+    updates: list[Pair] = []
+    for line, row in rows:
+        where = f"{source} line {line}"
+        if not isinstance(row, dict):
+            raise CampaignCreateError(f"{where}: expected a JSON object")
+        unknown = sorted(set(row) - GOLD_FIELDS)
+        if unknown:
+            raise CampaignCreateError(f"{where}: unknown field '{unknown[0]}' (expected {sorted(GOLD_FIELDS)})")
+        external_id = row.get("prompt_external_id")
+        if not isinstance(external_id, str | int) or str(external_id) == "":
+            raise CampaignCreateError(f"{where}: field 'prompt_external_id' is missing")
+        external_id = str(external_id)
+        pair = pairs.get(external_id)
+        if pair is None:
+            raise CampaignCreateError(
+                f"{where}: field 'prompt_external_id': no pair in this campaign for prompt '{external_id}'"
+            )
+        if external_id in seen:
+            raise CampaignCreateError(
+                f"{where}: field 'prompt_external_id': prompt '{external_id}' already given on line {seen[external_id]}"
+            )
+        seen[external_id] = line
+        preference = row.get("preference")
+        if preference not in GoldPreference.values:
+            raise CampaignCreateError(
+                f"{where}: field 'preference' must be one of {', '.join(GoldPreference.values)} (got {preference!r})"
+            )
+        for field in ("correct_pretrained", "correct_finetuned"):
+            if row.get(field) not in (True, False, None):
+                raise CampaignCreateError(f"{where}: field '{field}' must be true, false or null")
+        pair.gold_preference = preference
+        pair.gold_correct_pretrained = row.get("correct_pretrained")
+        pair.gold_correct_finetuned = row.get("correct_finetuned")
+        updates.append(pair)
+    Pair.objects.bulk_update(updates, ["gold_preference", "gold_correct_pretrained", "gold_correct_finetuned"])
+    return len(updates)
+
+
 @transaction.atomic
-def campaign_create(*, job: GenerationJob, name: str, overlap: int = 3, guidelines: str = "") -> Campaign:
-    """Open a campaign with one pair per prompt that has both a pre-trained and a fine-tuned answer."""
+def campaign_create(
+    *,
+    job: GenerationJob,
+    name: str,
+    overlap: int = 3,
+    guidelines: str = "",
+    task_questions: dict[str, str] | None = None,
+    gold: Iterable[tuple[int, dict]] | None = None,
+    gold_source: str = "gold",
+) -> Campaign:
+    """Open a campaign with one pair per prompt that has both a pre-trained and a fine-tuned answer.
+
+    `task_questions` overrides the built-in question wording per task; `gold` marks pairs as gold
+    (see `campaign_set_gold`). All or nothing: any error leaves no campaign behind."""
+    questions = clean_task_questions(task_questions or {})
     if not name.strip():
         raise CampaignCreateError("campaign name must not be empty")
     if overlap < 1:
@@ -78,7 +161,9 @@ def campaign_create(*, job: GenerationJob, name: str, overlap: int = 3, guidelin
             f"job {job.pk} has no prompt with both a pre-trained and a fine-tuned answer"
         )
 
-    campaign = Campaign.objects.create(job=job, name=name.strip(), overlap=overlap, guidelines=guidelines)
+    campaign = Campaign.objects.create(
+        job=job, name=name.strip(), overlap=overlap, guidelines=guidelines, task_questions=questions
+    )
     Pair.objects.bulk_create(
         Pair(
             campaign=campaign,
@@ -88,6 +173,8 @@ def campaign_create(*, job: GenerationJob, name: str, overlap: int = 3, guidelin
         )
         for prompt_id, answers in complete
     )
+    if gold is not None:
+        campaign_set_gold(campaign=campaign, rows=gold, source=gold_source)
     return campaign
 
 

@@ -139,6 +139,7 @@ def _render_rate(
         "campaign": campaign,
         "assignment": assignment,
         "prompt": assignment.pair.prompt,
+        "question": campaign.question_for(assignment.pair.prompt.task),
         "left_text": left_text,
         "right_text": right_text,
         "form": form,

