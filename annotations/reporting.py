@@ -240,9 +240,50 @@ def _training(campaign: Campaign) -> dict[str, Any]:
     return out
 
 
-def _per_annotator(ratings: _Ratings) -> list[dict[str, Any]]:
+NO_GOLD_RATED_REASON = "this annotator rated none of the campaign's gold pairs"
+
+
+def _role_preferences(ratings: _Ratings) -> np.ndarray:
+    """Each rating's preference in role terms: left/right become finetuned/pretrained by the stored side."""
+    out = np.empty(ratings.n, dtype=object)
+    for i, (pref, ft_left) in enumerate(zip(ratings.preferences, ratings.finetuned_left.tolist(), strict=True)):
+        if pref == "left":
+            out[i] = "finetuned" if ft_left else "pretrained"
+        elif pref == "right":
+            out[i] = "pretrained" if ft_left else "finetuned"
+        else:
+            out[i] = pref
+    return out
+
+
+def _gold_by_pair(campaign: Campaign, pair_ids: np.ndarray) -> np.ndarray:
+    """The gold preference of each pair (by pair code), "" for an ordinary pair."""
+    gold = dict(
+        Pair.objects.filter(campaign=campaign).exclude(gold_preference="").values_list("id", "gold_preference")
+    )
+    return np.array([gold.get(pk, "") for pk in pair_ids.tolist()], dtype=object)
+
+
+def _gold_accuracy(mask: np.ndarray, rating_gold: np.ndarray, role_prefs: np.ndarray, any_gold: bool) -> dict:
+    """Share of the annotator's ratings of gold pairs whose preference (in role terms) is the gold one."""
+    if not any_gold:
+        return {"gold_accuracy": None, "gold_n": 0, "gold_correct": 0, "gold_accuracy_reason": analysis.GOLD_REASON}
+    on_gold = mask & (rating_gold != "")
+    n = int(on_gold.sum())
+    if n == 0:
+        return {"gold_accuracy": None, "gold_n": 0, "gold_correct": 0, "gold_accuracy_reason": NO_GOLD_RATED_REASON}
+    hits = int((role_prefs[on_gold] == rating_gold[on_gold]).sum())
+    return {"gold_accuracy": hits / n, "gold_n": n, "gold_correct": hits}
+
+
+def _per_annotator(ratings: _Ratings, gold: np.ndarray | None = None) -> list[dict[str, Any]]:
     if ratings.n == 0:
         return []
+    if gold is None:
+        gold = np.array([], dtype=object)
+    any_gold = bool(len(gold)) and bool((gold != "").any())
+    rating_gold = gold[ratings.pair_codes] if any_gold else np.full(ratings.n, "", dtype=object)
+    role_prefs = _role_preferences(ratings)
     ids, inverse = np.unique(ratings.annotator_ids, return_inverse=True)
     users = {u.pk: u for u in User.objects.filter(pk__in=ids.tolist()).only("id")}
     # units = (pair, role): 2 × pair + 0 pre-trained / 1 fine-tuned, as in `analysis.agreement`
@@ -268,8 +309,7 @@ def _per_annotator(ratings: _Ratings) -> list[dict[str, Any]]:
                 "median_duration_ms": float(np.median(durations)) if len(durations) else None,
                 "agreement_with_others": agreement[code],
                 "side_preference": analysis.side_preference(preferences[mask].tolist()),
-                "gold_accuracy": None,
-                "gold_accuracy_reason": analysis.GOLD_REASON,
+                **_gold_accuracy(mask, rating_gold, role_prefs, any_gold),
             }
         )
     rows.sort(key=lambda r: (-r["ratings"], r["annotator"]))
@@ -280,8 +320,10 @@ PER_ANNOTATOR_METHOD = (
     "agreement_with_others: the rater's score on each (pair, role) unit against the mean score of the other "
     "raters on that unit, over units someone else also rated (n_units); mean_abs_diff, Pearson r and "
     "Spearman rho (scipy); side_preference: share of the rater's left/right preferences that chose the left "
-    "answer (ties and both-bad left out), p = two-sided exact binomial test against 0.5; gold accuracy needs "
-    "gold pairs, which this campaign has none of"
+    "answer (ties and both-bad left out), p = two-sided exact binomial test against 0.5; gold_accuracy: share of "
+    "the rater's ratings of gold pairs whose preference, translated from left/right to roles by the "
+    "assignment's stored side, equals the pair's gold preference (finetuned, pretrained, tie, both_bad); "
+    "gold_n = those ratings; null with a reason when the campaign has no gold pairs or the rater rated none"
 )
 
 
@@ -487,7 +529,8 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
                 "pretrained": analysis.score_distribution(ratings.pretrained_scores),
                 "finetuned": analysis.score_distribution(ratings.finetuned_scores),
             },
-            "per_annotator": _per_annotator(ratings),
+            "per_annotator": _per_annotator(ratings, _gold_by_pair(campaign, pair_ids)),
+            "n_gold_pairs": int(campaign.pairs.exclude(gold_preference="").count()),
             "per_annotator_method": PER_ANNOTATOR_METHOD,
             "length_bias": _length_bias(ratings, pt_chars, ft_chars),
             "identity_leaks": _identity_leaks(answer_rows),
@@ -629,7 +672,11 @@ def report_as_text(report: dict[str, Any]) -> str:
             f"|diff| {_num(agr_o['mean_abs_diff'], '{:.2f}', agr_o.get('mean_abs_diff_reason'))}, "
             f"rho {_num(agr_o['spearman'], '{:+.2f}', agr_o.get('spearman_reason'))} (n={agr_o['n_units']}), "
             f"left {_num(side['left_share'], '{:.0%}', side.get('left_share_reason'))} (n={side['n']}), "
-            f"gold n/a ({a['gold_accuracy_reason']})"
+            + (
+                f"gold {a['gold_accuracy']:.0%} (n={a['gold_n']})"
+                if a["gold_accuracy"] is not None
+                else f"gold n/a ({a['gold_accuracy_reason']})"
+            )
         )
     lines += ["", "Claims"]
     for claim in report["claims"]:
