@@ -325,26 +325,29 @@ def assignment_skip(*, assignment: Assignment, annotator: User) -> Assignment | 
 
 
 def annotator_progress(*, campaign: Campaign, annotator: User) -> Progress:
-    """done = this annotator's ratings in the campaign; total = done + pairs they could still rate."""
+    """done = this annotator's ratings in the campaign; total = done + pairs they could still rate.
+
+    Still to rate: pairs they have not rated that have a free slot, or whose slot they hold themselves
+    (their own open assignment may be what makes its pair look full). One query (hot path: every `next`)."""
     now = timezone.now()
-    done = Rating.objects.filter(assignment__pair__campaign=campaign, assignment__annotator=annotator).count()
-    mine_open = Assignment.objects.filter(
-        pair=OuterRef("pk"),
-        annotator=annotator,
-        completed_at__isnull=True,
-        skipped_at__isnull=True,
-        locked_until__gt=now,
+    mine = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
+    counts = (
+        Pair.objects.filter(campaign=campaign)
+        .annotate(
+            rated_by_me=Exists(mine.filter(completed_at__isnull=False)),
+            open_by_me=Exists(
+                mine.filter(completed_at__isnull=True, skipped_at__isnull=True, locked_until__gt=now)
+            ),
+            taken=_count_subquery(_holds_slot(now)),
+        )
+        .aggregate(
+            done=Count("id", filter=Q(rated_by_me=True)),
+            still_open=Count(
+                "id", filter=Q(rated_by_me=False) & (Q(taken__lt=campaign.overlap) | Q(open_by_me=True))
+            ),
+        )
     )
-    still_open = (
-        _available_pairs(campaign=campaign, annotator=annotator, now=now).count()
-        # their own open assignment holds a slot too, and may be what makes its pair look full
-        + Pair.objects.filter(campaign=campaign)
-        .filter(Exists(mine_open))
-        .annotate(taken=_count_subquery(_holds_slot(now)))
-        .filter(taken__gte=campaign.overlap)
-        .count()
-    )
-    return Progress(done=done, total=done + still_open)
+    return Progress(done=counts["done"], total=counts["done"] + counts["still_open"])
 
 
 # ---------------------------------------------------------------------------------------------------
