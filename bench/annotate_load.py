@@ -7,6 +7,12 @@
     # self-contained: a throwaway SQLite database, a synthetic campaign and a local gunicorn server
     .venv/bin/python bench/annotate_load.py --annotators 8 --prompts 200 --overlap 3
 
+    # the production shape (issue 4's target: 50 annotators, p95 < 150 ms): a throwaway PostgreSQL
+    # database evalsite_bench_<pid> on the server given (default postgres://postgres@127.0.0.1:5432/),
+    # migrated, a campaign, gunicorn with DEBUG off; the database is dropped at the end
+    .venv/bin/python bench/annotate_load.py --postgres
+    .venv/bin/python bench/annotate_load.py --postgres postgres://user@db:5432/ --annotators 50 --workers 3
+
 Each annotator loops: GET /api/campaigns/{id}/next/ → POST /api/assignments/{id}/rating/, until the
 campaign has nothing left for them (204) or --cycles is reached. Prints one JSON object on its last
 line: annotators, requests_per_s, p50_ms, p95_ms, errors, double_assignments (an assignment handed to
@@ -21,6 +27,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import shutil
 import socket
 import subprocess
@@ -70,7 +77,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[index], 2)
 
 
-def run_load(url: str, campaign: int, tokens: list[str], cycles: int) -> dict:
+def run_load(url: str, campaign: int, tokens: list[str], cycles: int, think_ms: float = 0) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     holders: dict[int, str] = {}  # assignment id -> token that received it
@@ -101,6 +108,8 @@ def run_load(url: str, campaign: int, tokens: list[str], cycles: int) -> dict:
                     double.append(f"assignment {body['assignment']} given to two annotators")
                 if prompt_key in rated_prompts[token]:
                     double.append("an annotator got a prompt they had already rated")
+            if think_ms:
+                time.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
             rating = {
                 "score_left": rng.randint(1, 5),
                 "score_right": rng.randint(1, 5),
@@ -130,6 +139,7 @@ def run_load(url: str, campaign: int, tokens: list[str], cycles: int) -> dict:
     seconds = time.perf_counter() - started
     return {
         "annotators": len(tokens),
+        "think_ms": think_ms,
         "requests_per_s": round(len(latencies) / seconds, 1) if seconds else None,
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
@@ -142,14 +152,63 @@ def run_load(url: str, campaign: int, tokens: list[str], cycles: int) -> dict:
     }
 
 
+def warm_up(url: str, token: str, n: int) -> None:
+    """Concurrent read-only requests so every worker has imported its URLconf and views before the
+    measured run (the first request in a fresh worker is slow and is not what annotators see)."""
+
+    def hit(_: int) -> None:
+        for path in ("/healthz", "/api/campaigns/999999999/next/"):
+            try:
+                request(f"{url}{path}", token)
+            except OSError:
+                pass
+
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
-    """Throwaway SQLite database with a synthetic finished job, a campaign, annotators and tokens."""
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover — not Linux
+        return os.cpu_count() or 1
+
+
+def create_postgres_database(server_url: str) -> tuple[str, str]:
+    """CREATE DATABASE evalsite_bench_<pid> on the server; returns (its name, its DATABASE_URL)."""
+    import psycopg
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"evalsite_bench_{os.getpid()}"
+    parts = urlsplit(server_url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def drop_postgres_database(server_url: str, name: str) -> None:
+    import psycopg
+    from urllib.parse import urlsplit, urlunsplit
+
+    admin_url = urlunsplit(urlsplit(server_url)._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def self_contained(args, database_url: str | None = None) -> tuple[str, int, list[str], subprocess.Popen, str]:
+    """Throwaway database (SQLite, or the PostgreSQL one given) with a synthetic finished job, a campaign,
+    annotators with API tokens, and a local gunicorn serving it."""
     var_dir = tempfile.mkdtemp(prefix="evalsite-annotate-load-")
     env = {
         **os.environ,
@@ -158,8 +217,12 @@ def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
         "DJANGO_SETTINGS_MODULE": "evalsite.settings",
     }
     env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     os.environ.update({k: env[k] for k in ("EVALSITE_VAR_DIR", "DEBUG", "DJANGO_SETTINGS_MODULE")})
     os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -176,27 +239,49 @@ def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
     job = GenerationJob.objects.create(
         name="load", dataset=dataset, status=JobStatus.SUCCEEDED, imported=True
     )
+    tasks = ["sentiment", "features", "recommendation", "relevance"]
     prompts = Prompt.objects.bulk_create(
-        Prompt(dataset=dataset, external_id=f"p{i}", task="relevance", text=f"Question {i}?", context="")
+        Prompt(
+            dataset=dataset,
+            external_id=f"p{i}",
+            task=tasks[i % len(tasks)],
+            text=f"Question {i}: what does this review say about the battery?",
+            context=f"Review {i}: " + "The battery lasts about a day and charging is quick. " * 6,
+        )
         for i in range(args.prompts)
     )
     Answer.objects.bulk_create(
-        Answer(job=job, prompt=prompt, role=role, text=f"An answer to question {prompt.external_id}.")
+        Answer(
+            job=job,
+            prompt=prompt,
+            role=role,
+            text=f"An answer to question {prompt.external_id}. " + "It is mostly positive about the battery. " * 8,
+        )
         for prompt in prompts
         for role in (Role.PRETRAINED, Role.FINETUNED)
     )
     campaign = campaign_create(job=job, name="load", overlap=args.overlap)
-    tokens = []
-    for i in range(args.annotators):
-        user = User.objects.create_user(username=f"load{i}", password="load-password-123", role="annotator")
-        tokens.append(Token.objects.create(user=user).key)
+    # no passwords: the API is used with tokens, and hashing 50 passwords would dominate the set-up
+    User.objects.bulk_create(User(username=f"load{i}", role="annotator") for i in range(args.annotators))
+    users = list(User.objects.filter(username__startswith="load").order_by("id"))
+    tokens = [Token.objects.create(user=user).key for user in users]
     from django.db import connections
 
     connections.close_all()
 
     port = free_port()
-    if shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn"):
-        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
+    # the server runs as in production: DEBUG off (no per-request query log), plain http on localhost
+    server_env = {
+        **env,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+    }
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
+    if gunicorn:
         command = [
             gunicorn,
             "evalsite.wsgi",
@@ -205,15 +290,18 @@ def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
             "-w",
             str(args.workers),
             "--threads",
-            "4",
+            str(args.threads),
+            "--backlog",
+            "2048",
+            "--preload",
             "--log-level",
             "warning",
         ]
-        server_kind = f"gunicorn {args.workers} workers x 4 threads"
+        server_kind = f"gunicorn {args.workers} workers x {args.threads} threads (gthread)"
     else:
         command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
         server_kind = "runserver"
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    server = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -221,7 +309,9 @@ def self_contained(args) -> tuple[str, int, list[str], subprocess.Popen, str]:
             break
         except OSError:
             time.sleep(0.2)
-    return url, campaign.pk, tokens, server, f"{server_kind}, SQLite"
+    warm_up(url, tokens[0], args.workers * args.threads * 4)
+    database = "PostgreSQL" if database_url else "SQLite"
+    return url, campaign.pk, tokens, server, f"{server_kind}, {database}, DEBUG off"
 
 
 def main() -> None:
@@ -231,14 +321,43 @@ def main() -> None:
     parser.add_argument(
         "--tokens", help="comma-separated API tokens, or @FILE with one per line (with --url)"
     )
-    parser.add_argument("--annotators", type=int, default=8, help="self-contained run: annotators")
-    parser.add_argument("--prompts", type=int, default=100, help="self-contained run: pairs in the campaign")
+    parser.add_argument(
+        "--annotators", type=int, help="self-contained run: annotators (8; 50 with --postgres)"
+    )
+    parser.add_argument(
+        "--prompts", type=int, help="self-contained run: pairs in the campaign (100; 200 with --postgres)"
+    )
     parser.add_argument("--overlap", type=int, default=3, help="self-contained run: overlap")
-    parser.add_argument("--workers", type=int, default=2, help="self-contained run: gunicorn workers")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="postgres://postgres@127.0.0.1:5432/",
+        metavar="SERVER_URL",
+        help="self-contained run on a throwaway PostgreSQL database on this server "
+        "(default postgres://postgres@127.0.0.1:5432/), dropped at the end",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=_cpu_count() + 1, help="self-contained run: gunicorn workers (CPUs + 1)"
+    )
+    parser.add_argument("--threads", type=int, default=4, help="self-contained run: threads per gunicorn worker")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0,
+        help="mean pause between receiving a pair and rating it (uniform 0.5-1.5x); 0 = no pause, a stress "
+        "test in which every annotator always has a request in flight",
+    )
     parser.add_argument("--cycles", type=int, default=1000, help="at most this many next+rate cycles each")
     args = parser.parse_args()
 
+    if args.annotators is None:
+        args.annotators = 50 if args.postgres else 8
+    if args.prompts is None:
+        args.prompts = 200 if args.postgres else 100
     server = None
+    bench_db = None
+    if args.postgres and args.url:
+        parser.error("--postgres makes its own server; leave out --url")
     if args.url:
         if not args.campaign or not args.tokens:
             parser.error("--url needs --campaign and --tokens")
@@ -249,15 +368,31 @@ def main() -> None:
         )
         tokens = [line.strip() for line in raw.splitlines() if line.strip()]
         url, campaign, setup = args.url.rstrip("/"), args.campaign, "external server"
-    else:
-        url, campaign, tokens, server, setup = self_contained(args)
     try:
-        result = run_load(url, campaign, tokens, args.cycles)
+        if not args.url:
+            database_url = None
+            if args.postgres:
+                bench_db, database_url = create_postgres_database(args.postgres)
+            url, campaign, tokens, server, setup = self_contained(args, database_url)
+        result = run_load(url, campaign, tokens, args.cycles, args.think_ms)
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-    result.update({"server": setup, "machine": machine()})
+        if bench_db is not None:
+            from django.db import connections
+
+            connections.close_all()
+            drop_postgres_database(args.postgres, bench_db)
+    load = os.getloadavg()
+    result.update(
+        {
+            "server": setup,
+            "machine": machine(),
+            "load_average_at_end": [round(x, 2) for x in load],
+            "note": "load generator and server share this machine's CPUs",
+        }
+    )
     print(json.dumps(result))
 
 
