@@ -13,6 +13,11 @@
     .venv/bin/python bench/annotate_load.py --postgres
     .venv/bin/python bench/annotate_load.py --postgres postgres://user@db:5432/ --annotators 50 --workers 3
 
+--think-ms N pauses about N ms between receiving a pair and rating it (people read before they score);
+the default 0 is a stress test: every annotator always has a request in flight, so latency is mostly
+queueing (Little's law: annotators / requests_per_s). All annotators start together (a barrier), so the
+first 50 `next` calls arrive at once and show in p95 of short runs.
+
 Each annotator loops: GET /api/campaigns/{id}/next/ → POST /api/assignments/{id}/rating/, until the
 campaign has nothing left for them (204) or --cycles is reached. Prints one JSON object on its last
 line: annotators, requests_per_s, p50_ms, p95_ms, errors, double_assignments (an assignment handed to
