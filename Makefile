@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install browser demo test test-fast lint bench
+.PHONY: install browser demo test test-fast reliability
 
 install: $(VENV)/.installed
 
@@ -35,3 +35,7 @@ test: install browser
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not browser" -q
+
+# Fault-injection and security suites on PostgreSQL; prints one line of figures per scenario.
+reliability: install
+	PG_URL=$(PG_URL) bash scripts/reliability.sh
