@@ -106,6 +106,8 @@ def _clean_field(name: str, line: int, field: str, value: Any, *, required: bool
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _fail(name, line, f'field "{field}": must be a string')
     value = str(value)
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it on every backend, with the line
+        raise _fail(name, line, f'field "{field}": contains a NUL character (U+0000)')
     if field in ("external_id", "task"):
         value = value.strip()
     if required and not value.strip():
