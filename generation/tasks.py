@@ -24,7 +24,11 @@ seconds, 100 by default). A worker that restarts sweeps at once. The server-less
 (the demo's) removes a message's file when a worker takes it, so there a SIGKILLed worker's chunk is
 lost and its job stays running: use Redis wherever workers can be killed. Redis itself must keep an
 append-only file (`appendonly yes`, `appendfsync always` or `everysec`): a Redis without persistence
-that restarts forgets every queued message, and nothing here sends a lost chunk again.
+that restarts forgets every queued message, and nothing here sends a lost chunk again. With it, a
+Redis killed while chunks run loses nothing: the running chunks' messages are in the `unacked` hash,
+which the append-only file keeps; the solo worker notices the lost connection when its chunk ends (its
+ack fails: "Couldn't ack ... ConnectionError"), reconnects (broker_connection_retry), and restores its
+unacknowledged messages; the extra delivery finds the chunk finished and does nothing.
 
 At most once: the database decides, not the broker.
 - `Answer` has a unique constraint on (job, prompt, role) and answers are written with
@@ -41,7 +45,8 @@ At most once: the database decides, not the broker.
   (`finished_at IS NULL`), and the job's final status is set once (`status IN (queued, running)`) by
   whichever chunk finishes last, so no job is left running once every chunk has finished.
 tests/test_worker_faults.py checks this with real workers on Redis: one SIGKILLed mid-chunk, every
-message sent twice to two workers, a job queued before its (append-only) Redis is killed and restarted.
+message sent twice to two workers, a job queued before its (append-only) Redis is killed and restarted,
+and Redis killed and restarted while a job's chunks are running.
 """
 
 from __future__ import annotations

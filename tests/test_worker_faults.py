@@ -435,3 +435,101 @@ def test_a_job_queued_before_redis_restarts_is_still_run(
     worker = workers(env)
     db.wait_finished(job_id, timeout=180, logs=worker.log_tail)
     check_exactly_once(db, job_id)
+
+
+@pytest.mark.slow
+@pytest.mark.reliability
+def test_redis_restarted_while_a_job_is_running_finishes_it_exactly_once(
+    process_env, own_redis, workers, tmp_path, tiny_llama_dir, tiny_adapter_dir  # noqa: F811
+):
+    """Redis SIGKILLed (append-only file, fsync always) while one chunk is done and another running,
+    and started again a second later: the workers reconnect, the running chunk's message (in kombu's
+    `unacked` hash, which the append-only file keeps) and the queued ones are delivered again, and the
+    job ends succeeded with every answer made once."""
+    import redis
+
+    from tests.test_reliability_figures import figure
+
+    env = {
+        **process_env,
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{REDIS_RESTART_PORT}/0",
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+        "EVALSITE_TORCH_THREADS": "1",
+    }
+    db = Database(env["DATABASE_URL"])
+    import_prompts(env, tmp_path, "restart-mid-job")
+    first, second = workers(env), workers(env)
+
+    def logs() -> str:
+        redis_log = (own_redis.folder / "redis.log").read_text()[-2000:]
+        return f"worker 1:\n{first.log_tail()}\nworker 2:\n{second.log_tail()}\nredis:\n{redis_log}"
+
+    started = time.monotonic()
+    result = manage(
+        env,
+        "queue_generation",
+        "--dataset", "restart-mid-job",
+        "--base", str(tiny_llama_dir),
+        "--adapter", str(tiny_adapter_dir),
+        "--max-new-tokens", "300",
+        "--batch-size", "2",
+        "--chunk-prompts", str(CHUNK_PROMPTS),
+    )  # fmt: skip
+    job_id = int(result.stdout.strip().splitlines()[-1])
+
+    # wait until at least one chunk has finished and another is being generated, its message
+    # delivered and not yet acknowledged (in kombu's `unacked` hash)
+    client = redis.Redis(port=REDIS_RESTART_PORT)
+    deadline = time.monotonic() + 120
+    while True:
+        assert first.process.poll() is None and second.process.poll() is None, logs()
+        chunks = db.chunks(job_id)
+        done = [c for c in chunks if c[5]]
+        running = [c for c in chunks if c[2] == "running" and not c[5]]
+        if done and running and len(done) < len(chunks):
+            in_flight = client.hlen("unacked")
+            if in_flight and db.chunks(job_id) == chunks:  # still running after reading the hash
+                break
+        assert time.monotonic() < deadline, f"never one chunk done and one running: {chunks}\n{logs()}"
+        time.sleep(0.05)
+    own_redis.kill()
+    killed_at = time.monotonic()
+    time.sleep(1)
+    own_redis.start()
+
+    job = db.wait_finished(job_id, timeout=90, logs=logs)
+    seconds_after_kill = time.monotonic() - killed_at
+    assert job[0] == "succeeded", logs()
+    chunks = check_exactly_once(db, job_id)
+    answers = db.answers(job_id)
+    keys = [(a[0], a[1]) for a in answers]
+    duplicates = len(keys) - len(set(keys))
+    stuck = db.rows("SELECT COUNT(*) FROM generation_generationjob WHERE status IN ('queued', 'running')")[0][0]
+    left_running = [c for c in chunks if c[2] == "running" or not c[5]]
+    assert duplicates == 0 and stuck == 0 and not left_running, (chunks, stuck)
+    # both workers came back to the restarted server and are still serving
+    assert first.process.poll() is None and second.process.poll() is None, logs()
+    # messages whose ack failed while Redis was down are restored and delivered again, find their
+    # chunk finished and do nothing: within a few visibility timeouts the broker holds nothing
+    deadline = time.monotonic() + 6 * VISIBILITY_TIMEOUT_S
+    while (client.llen("celery") or client.hlen("unacked")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (client.llen("celery"), client.hlen("unacked")) == (0, 0), logs()
+    assert db.chunks(job_id) == chunks  # those late deliveries changed nothing
+    received = sum(
+        len([line for line in w.log.read_text().splitlines() if line.endswith("] received")])
+        for w in (first, second)
+    )
+    figure(
+        "redis-restart-mid-job",
+        answers=len(answers),
+        expected=2 * PROMPTS,
+        duplicates=duplicates,
+        stuck_jobs=stuck,
+        chunks_done_before_kill=len(done),
+        unacked_at_kill=in_flight,
+        max_attempts=max(c[4] for c in chunks),
+        deliveries=received,
+        seconds_after_kill=f"{seconds_after_kill:.1f}",
+        seconds=f"{time.monotonic() - started:.1f}",
+    )
