@@ -504,7 +504,8 @@ def test_redis_restarted_while_a_job_is_running_finishes_it_exactly_once(
     answers = db.answers(job_id)
     keys = [(a[0], a[1]) for a in answers]
     duplicates = len(keys) - len(set(keys))
-    stuck = db.rows("SELECT COUNT(*) FROM generation_generationjob WHERE status IN ('queued', 'running')")[0][0]
+    unfinished = "SELECT COUNT(*) FROM generation_generationjob WHERE status IN ('queued', 'running')"
+    stuck = db.rows(unfinished)[0][0]
     left_running = [c for c in chunks if c[2] == "running" or not c[5]]
     assert duplicates == 0 and stuck == 0 and not left_running, (chunks, stuck)
     # both workers came back to the restarted server and are still serving
