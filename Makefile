@@ -26,11 +26,13 @@ browser:
 demo: install
 	$(BIN)/python demo/run_demo.py
 
-# The whole suite on PostgreSQL (what production runs), then the fast tests again on the embedded
-# defaults (SQLite, server-less broker) so both configurations stay correct.
+# The whole suite on PostgreSQL (what production runs): first everything but the fault and security
+# suites, then those through `make reliability`'s script, which prints one line of figures per
+# scenario; then the fast tests again on the embedded defaults (SQLite, server-less broker).
 test: install browser
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
-	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
+	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not reliability"
+	PG_URL=$(PG_URL) bash scripts/reliability.sh
 	$(BIN)/python -m pytest -m "not slow and not browser" -q
 
 test-fast: install
