@@ -158,6 +158,26 @@ def test_the_login_limit_ends_with_its_window(annotator, settings, clean_login_c
     assert client.post("/login/", {"username": "ghost", "password": "x"}).status_code == 200
 
 
+@pytest.mark.django_db
+def test_the_admin_login_shares_the_rate_limit(admin_user, settings, clean_login_counts):
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # the fixture user's hash
+    ]
+    settings.LOGIN_RATE_LIMIT_ATTEMPTS = 3
+    client = Client()
+    codes = [client.post("/admin/login/", {"username": "adam", "password": "x"}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429], codes
+    assert client.post("/login/", {"username": "adam", "password": "correct-horse-battery"}).status_code == 429
+    assert "_auth_user_id" not in client.session
+    settings.LOGIN_RATE_LIMIT_ATTEMPTS = 5  # the window still holds 4 failures; one more try is allowed
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "adam", "password": "correct-horse-battery", "next": "/admin/"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.session["_auth_user_id"] == str(admin_user.pk)
+
+
 CRAFTED = [
     ("status__regex", "zqcrafted.*"),
     ("ordering", "password"),
