@@ -1,6 +1,6 @@
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 # Model output is shown verbatim; this policy is the second wall behind template escaping:
 # no inline script, no foreign origin, nothing framed.
@@ -19,4 +19,26 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith("/api/docs"):
             response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that is restarting or unreachable is a temporary condition, not a bug: answer 503
+    with Retry-After (clients and load balancers retry) instead of a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from django.db import InterfaceError, OperationalError
+
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        response = JsonResponse(
+            {"detail": "The database is unavailable for a moment; please retry."}, status=503
+        )
+        response["Retry-After"] = "2"
         return response

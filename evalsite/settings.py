@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "evalsite.middleware.ContentSecurityPolicyMiddleware",
+    "evalsite.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "evalsite.urls"

@@ -176,6 +176,7 @@ def test_postgres_restarted_during_rating_traffic_loses_no_rating(pg_site):
         restarted_after=restarted_after,
         restart_s=f"{downtime:.1f}",
         server_errors_retried=sum(n for s, n in statuses.items() if s >= 500),
+        answered_500=statuses.get(500, 0),
         errors=len(errors),
         healthz_after=health,
     )
