@@ -30,8 +30,9 @@ from tests.test_reliability_web import (
     _free_port,
     _stored_ratings,
     _with_retries,
+    production_env,
 )
-from tests.test_worker import ROOT, manage, query
+from tests.test_worker import manage, query
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -86,20 +87,7 @@ def pg_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Ow
     folder = Path(tempfile.mkdtemp(prefix="evalsite-own-pg-"))
     pg = OwnPostgres(folder)
     var = tmp_path_factory.mktemp("pg-site-var")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(
-        DATABASE_URL=pg.url,
-        EVALSITE_VAR_DIR=str(var),
-        SECRET_KEY="reliability-test-secret-key",
-        DEBUG="0",
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="0",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        DJANGO_SETTINGS_MODULE="evalsite.settings",
-        PYTHONPATH=str(ROOT),
-    )
-    env.pop("CELERY_BROKER_URL", None)
+    env = production_env(database_url=pg.url, var_dir=var)
     server = None
     try:
         manage(env, "migrate", "--no-input", "-v", "0")

@@ -65,6 +65,25 @@ def _postgres_admin():
     return psycopg.connect(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True)
 
 
+def production_env(*, database_url: str, var_dir: Path) -> dict[str, str]:
+    """The environment of a site run as in production (DEBUG off), over plain http on loopback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(
+        DATABASE_URL=database_url,
+        EVALSITE_VAR_DIR=str(var_dir),
+        SECRET_KEY="reliability-test-secret-key",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        DJANGO_SETTINGS_MODULE="evalsite.settings",
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
 class Site:
     def __init__(self, env: dict[str, str], port: int, log: Path, data: dict) -> None:
         self.env, self.port, self.log, self.data = env, port, log, data
@@ -115,21 +134,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     with _postgres_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(
-        DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name,
-        EVALSITE_VAR_DIR=str(tmp_path),
-        SECRET_KEY="reliability-test-secret-key",
-        DEBUG="0",
-        ALLOWED_HOSTS="127.0.0.1",
-        # plain http on loopback
-        SECURE_SSL_REDIRECT="0",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        DJANGO_SETTINGS_MODULE="evalsite.settings",
-        PYTHONPATH=str(ROOT),
-    )
-    env.pop("CELERY_BROKER_URL", None)
+    env = production_env(database_url=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, var_dir=tmp_path)
     server = None
     try:
         manage(env, "migrate", "--no-input", "-v", "0")
