@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ USERS = [
     ("admin", "admin"),
 ]
 DEMO_PASSWORD_SUFFIX = "-demo-pass"
+PORT = int(os.environ.get("EVALSITE_DEMO_PORT", "8000"))
 
 env = dict(os.environ)
 env.setdefault("DEBUG", "1")
@@ -62,8 +64,23 @@ def django_query(code: str) -> str:
     return proc.stdout.strip()
 
 
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def main() -> None:
     started = time.monotonic()
+    if not port_free(PORT):
+        # say so before minutes of generation, not after
+        raise SystemExit(
+            f"demo: 127.0.0.1:{PORT} is already in use (another demo still running?); stop it or set "
+            "EVALSITE_DEMO_PORT"
+        )
     (ROOT / "var").mkdir(exist_ok=True)
     say("migrating the SQLite database (var/evalsite.sqlite3)")
     manage("migrate", "--noinput")
@@ -114,12 +131,14 @@ def main() -> None:
         say(f"campaign {campaign_id} has {pairs} blinded pairs; set-up took {time.monotonic() - started:.0f} s")
 
         print()
-        print("evalsite demo is ready at http://127.0.0.1:8000")
+        print(f"evalsite demo is ready at http://127.0.0.1:{PORT}")
         for username, role in USERS:
             print(f"  {role:<11} {username:<11} password: {username + DEMO_PASSWORD_SUFFIX}")
         print("Annotators rate pairs; the researcher sees the report at /campaigns/; the admin manages /admin/.")
         print("Ctrl-C stops the site and the worker.", flush=True)
-        server = subprocess.Popen([PY, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], cwd=ROOT, env=env)
+        server = subprocess.Popen(
+            [PY, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"], cwd=ROOT, env=env
+        )
         server.wait()
     except KeyboardInterrupt:
         pass
