@@ -139,6 +139,22 @@ def _y_ticks(top: float, n: int = 4, fmt: str = "{:.0f}") -> list[dict[str, Any]
     return [{"y": PAD_T + inner - inner * i / n, "label": fmt.format(top * i / n)} for i in range(n + 1)]
 
 
+def _bar_frame(bars: list[dict[str, Any]], labels: list[dict[str, Any]], ticks: list[dict[str, Any]],
+               inner_h: float) -> dict[str, Any]:
+    """The frame every bar chart shares: size, axis, padding and label row."""
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "bars": bars,
+        "labels": labels,
+        "ticks": ticks,
+        "axis_y": PAD_T + inner_h,
+        "pad_l": PAD_L,
+        "right": CHART_W - PAD_R,
+        "label_y": CHART_H - 12,
+    }
+
+
 def score_distribution_chart(report: dict[str, Any]) -> dict[str, Any]:
     dist = report["score_distribution"]
     # round the axis up so that 4 ticks fall on whole counts
@@ -165,17 +181,7 @@ def score_distribution_chart(report: dict[str, Any]) -> dict[str, Any]:
                 }
             )
         labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": f"score {i + 1}"})
-    return {
-        "w": CHART_W,
-        "h": CHART_H,
-        "bars": bars,
-        "labels": labels,
-        "ticks": _y_ticks(top),
-        "axis_y": PAD_T + inner_h,
-        "pad_l": PAD_L,
-        "right": CHART_W - PAD_R,
-        "label_y": CHART_H - 12,
-    }
+    return _bar_frame(bars, labels, _y_ticks(top), inner_h)
 
 
 def accuracy_chart(report: dict[str, Any]) -> dict[str, Any]:
@@ -212,18 +218,7 @@ def accuracy_chart(report: dict[str, Any]) -> dict[str, Any]:
                 }
             bars.append(bar)
         labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": task})
-    return {
-        "w": CHART_W,
-        "h": CHART_H,
-        "bars": bars,
-        "labels": labels,
-        "ticks": _y_ticks(100, fmt="{:.0f}%"),
-        "axis_y": PAD_T + inner_h,
-        "pad_l": PAD_L,
-        "right": CHART_W - PAD_R,
-        "label_y": CHART_H - 12,
-        "empty": not any(b for b in bars),
-    }
+    return {**_bar_frame(bars, labels, _y_ticks(100, fmt="{:.0f}%"), inner_h), "empty": not any(b for b in bars)}
 
 
 def improvement_chart(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -288,17 +283,7 @@ def latency_chart(report: dict[str, Any]) -> dict[str, Any] | None:
         if i % 2 == 0:
             centre = (edges[i] + edges[i + 1]) / 2
             labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": f"{centre:.0f}"})
-    return {
-        "w": CHART_W,
-        "h": CHART_H,
-        "bars": bars,
-        "labels": labels,
-        "ticks": _y_ticks(top),
-        "axis_y": PAD_T + inner_h,
-        "pad_l": PAD_L,
-        "right": CHART_W - PAD_R,
-        "label_y": CHART_H - 12,
-    }
+    return _bar_frame(bars, labels, _y_ticks(top), inner_h)
 
 
 def line_chart(

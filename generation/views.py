@@ -45,6 +45,14 @@ class IsEvalsiteAdmin(permissions.BasePermission):
         return bool(user and user.is_authenticated and getattr(user, "is_evalsite_admin", False))
 
 
+def _queued_status(queued: Any) -> int:
+    """201 for a queued job or run; 503 when queueing failed because the broker did not answer (the
+    row is failed and its error says so), so clients can tell "try later" from "bad request"."""
+    if queued.status == JobStatus.FAILED and queued.error.startswith("broker unreachable"):
+        return status.HTTP_503_SERVICE_UNAVAILABLE
+    return status.HTTP_201_CREATED
+
+
 def _jobs() -> Any:
     return GenerationJob.objects.select_related("dataset", "pretrained_model", "finetuned_model")
 
@@ -89,10 +97,7 @@ class JobListAPI(APIView):
             job = queue_job(user=request.user, data=serializer.validated_data)
         except JobInputError as exc:
             return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
-        code = status.HTTP_201_CREATED
-        if job.status == JobStatus.FAILED and job.error.startswith("broker unreachable"):
-            code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Response(JobOutput(job).data, status=code)
+        return Response(JobOutput(job).data, status=_queued_status(job))
 
 
 class JobDetailAPI(APIView):
@@ -254,10 +259,7 @@ class FinetuneRunListAPI(APIView):
             run = queue_finetune_run(user=request.user, data=serializer.validated_data)
         except JobInputError as exc:
             return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
-        code = status.HTTP_201_CREATED
-        if run.status == JobStatus.FAILED and run.error.startswith("broker unreachable"):
-            code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Response(FinetuneRunOutput(run).data, status=code)
+        return Response(FinetuneRunOutput(run).data, status=_queued_status(run))
 
 
 class FinetuneRunDetailAPI(APIView):
