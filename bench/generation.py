@@ -35,6 +35,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 os.environ.setdefault("DEBUG", "1")  # settings are only read for the model cache folder; nothing is served
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from generation.decoding import DEFAULT_BATCH_SIZE  # noqa: E402  (torch-free)
+
 QUESTIONS = [
     (
         "What is the sentiment of this review? Answer positive, negative or neutral.",
@@ -276,7 +278,9 @@ def main() -> None:
     )
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="rows per batch (default: the worker's)"
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument(
         "--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda, fp32 on cpu)"

@@ -28,6 +28,7 @@ from .models import (
     Prompt,
 )
 from .services import (
+    DEFAULT_SETTINGS,
     FINETUNE_OPTION_FIELDS,
     JobInputError,
     finetune_config_build,
@@ -113,7 +114,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
                     gguf_file=old.pretrained_model.gguf_file,
                     adapter_path=old.finetuned_model.adapter_path if old.finetuned_model else "",
                     max_new_tokens=settings.get("max_new_tokens", 64),
-                    batch_size=settings.get("batch_size", 16),
+                    batch_size=settings.get("batch_size", DEFAULT_SETTINGS["batch_size"]),
                     seed=settings.get("seed", 0),
                     created_by=request.user,
                 )

@@ -13,12 +13,15 @@ separate batches with the adapter disabled/enabled 10.2-11.3 s (one outlier at 3
 processes loaded the cores). Separate batches were no slower, and they keep each role's latency its
 own (a mixed batch would smear the adapter's cost over both roles' latency figures).
 
-Batches are length-sorted (longest first) and left-padded; decoding is greedy unless the job asks for
-sampling. For every row we report:
+Batches are role-homogeneous and length-sorted (longest first), and run through `decoding.decode`, the
+worker's own decode loop (shared prompt prefix computed once, prefill in length-sorted groups, finished
+rows dropped from the KV cache); decoding is greedy unless the job asks for sampling. It replaced
+transformers' generate() after measuring both on the demo model: see decoding.py and the README's
+performance section. For every row we report:
 - `prompt_tokens`: the prompt's own tokens (padding not counted);
 - `output_tokens`: tokens the model generated up to and including the end-of-sequence token that
   stopped it (padding after it not counted), or max_new_tokens when it never stopped;
-- `batch_ms`: wall time of the generate() call that produced the row;
+- `batch_ms`: wall time of the decode call that produced the row;
 - `latency_ms`: `batch_ms / rows in the batch`, the row's equal share, so summing latency_ms over
   answers gives the compute time spent (what cost per request is built on). A client waiting for
   one answer in a batch waits `batch_ms`.
@@ -34,10 +37,12 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .decoding import DEFAULT_BATCH_SIZE, Sampling, decode
 from .modeling import BaseModelRef, ModelLoadError, load_base_model, pick_device
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -247,12 +252,43 @@ def plan_batches(lengths: Sequence[int], adapters: Sequence[str | None], batch_s
     return batches
 
 
+@contextmanager
+def _role(entry: LoadedModel, adapter: str | None) -> Iterator[Any]:
+    """The model to call for one role: the base with the adapter switched off for the pre-trained
+    role, the named adapter switched on for the fine-tuned one. The transformers model under peft is
+    called directly (its LoRA layers follow the switch), skipping peft's forward wrapper."""
+    if not entry.is_peft:
+        yield entry.model
+    elif adapter is None:
+        with entry.model.disable_adapter():
+            yield entry.model.get_base_model()
+    else:
+        entry.model.set_adapter(adapter)
+        yield entry.model.get_base_model()
+
+
+def _sampling_defaults(entry: LoadedModel, temperature: float | None, top_p: float | None) -> dict[str, Any]:
+    """Sampling settings the job leaves open come from the model's generation config, as
+    transformers' generate() would take them (temperature 1.0, top-k 50, top-p 1.0 when it has none)."""
+    config = getattr(entry.model, "generation_config", None)
+
+    def default(name: str, fallback: float) -> float:
+        value = getattr(config, name, None)
+        return fallback if value is None else value
+
+    return {
+        "temperature": float(temperature if temperature is not None else default("temperature", 1.0)),
+        "top_p": float(top_p if top_p is not None else default("top_p", 1.0)),
+        "top_k": int(default("top_k", 50)),
+    }
+
+
 def generate(
     entry: LoadedModel,
     requests: Sequence[Request],
     *,
     max_new_tokens: int = 64,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     do_sample: bool = False,
     seed: int = 0,
     temperature: float | None = None,
@@ -270,44 +306,23 @@ def generate(
     for name in {r.adapter for r in requests if r.adapter is not None}:
         if name not in entry.adapters.values():
             raise ValueError(f"adapter {name!r} is not attached to this model")
-    options: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": do_sample,
-        "pad_token_id": pad_id,
-        "eos_token_id": sorted(eos_ids) or None,
-    }
-    if do_sample:
-        if temperature is not None:
-            options["temperature"] = temperature
-        if top_p is not None:
-            options["top_p"] = top_p
-    else:  # greedy: silence the sampling defaults some generation configs carry
-        options.update(temperature=None, top_p=None, top_k=None)
+    sampling = Sampling(do_sample=do_sample, seed=seed, **_sampling_defaults(entry, temperature, top_p))
     for batch in plan_batches([len(e) for e in encoded], [r.adapter for r in requests], batch_size):
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids = encoded[i]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids) :] = 1
-        input_ids = input_ids.to(entry.device)
-        attention = attention.to(entry.device)
         adapter = requests[batch[0]].adapter
-        torch.manual_seed(seed)
         started = time.perf_counter()
-        with torch.inference_mode():
-            if entry.is_peft and adapter is None:
-                with entry.model.disable_adapter():
-                    output = entry.model.generate(input_ids=input_ids, attention_mask=attention, **options)
-            else:
-                if adapter is not None:
-                    entry.model.set_adapter(adapter)
-                output = entry.model.generate(input_ids=input_ids, attention_mask=attention, **options)
+        with torch.inference_mode(), _role(entry, adapter) as model:
+            new_tokens = decode(
+                model,
+                [encoded[i] for i in batch],
+                max_new_tokens=max_new_tokens,
+                eos_ids=eos_ids,
+                pad_id=pad_id,
+                device=entry.device,
+                sampling=sampling,
+            )
         if entry.device.startswith("cuda"):
             torch.cuda.synchronize()
         batch_ms = (time.perf_counter() - started) * 1000.0
-        new_tokens = output[:, width:].tolist()
         results = []
         for row, i in enumerate(batch):
             tokens = new_tokens[row]

@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from .models import FinetuneRun, GenerationJob
-from .services import LIMITS, finetune_run_progress, job_progress
+from .services import DEFAULT_SETTINGS, LIMITS, finetune_run_progress, job_progress
 
 
 class JobCreateInput(serializers.Serializer):
@@ -32,7 +32,10 @@ class JobCreateInput(serializers.Serializer):
         max_value=LIMITS["max_new_tokens"][1],
     )
     batch_size = serializers.IntegerField(
-        required=False, default=16, min_value=LIMITS["batch_size"][0], max_value=LIMITS["batch_size"][1]
+        required=False,
+        default=DEFAULT_SETTINGS["batch_size"],
+        min_value=LIMITS["batch_size"][0],
+        max_value=LIMITS["batch_size"][1],
     )
     seed = serializers.IntegerField(required=False, default=0)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from .decoding import DEFAULT_BATCH_SIZE
 from .models import (
     FINISHED_STATUSES,
     Answer,
@@ -40,14 +41,20 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SETTINGS: dict[str, Any] = {"max_new_tokens": 64, "batch_size": 16, "seed": 0, "do_sample": False}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "max_new_tokens": 64,
+    "batch_size": DEFAULT_BATCH_SIZE,
+    "seed": 0,
+    "do_sample": False,
+}
 LIMITS = {"max_new_tokens": (1, 8192), "batch_size": (1, 4096)}
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def chunk_prompts() -> int:
-    """Prompts per chunk (one Celery task): small enough that a lost worker costs little work."""
-    return int(getattr(settings, "GENERATION_CHUNK_PROMPTS", 16))
+    """Prompts per chunk (one Celery task): small enough that a lost worker costs little work, and as
+    many as the default batch size, so each role's rows of a chunk fill one batch."""
+    return int(getattr(settings, "GENERATION_CHUNK_PROMPTS", DEFAULT_SETTINGS["batch_size"]))
 
 
 class JobInputError(Exception):

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from .models import Dataset, FinetuneRun, GenerationJob, JobStatus
 from .serializers import FinetuneRunCreateInput, FinetuneRunOutput, JobCreateInput, JobOutput
 from .services import (
+    DEFAULT_SETTINGS,
     FINETUNE_OPTION_FIELDS,
     JobInputError,
     dataset_get,
@@ -68,7 +69,7 @@ def queue_job(*, user: Any, data: dict[str, Any]) -> GenerationJob:
             adapter_path=data.get("adapter_path", ""),
             finetune_run_id=data.get("finetune_run"),
             max_new_tokens=data.get("max_new_tokens", 64),
-            batch_size=data.get("batch_size", 16),
+            batch_size=data.get("batch_size", DEFAULT_SETTINGS["batch_size"]),
             seed=data.get("seed", 0),
             name=data.get("name", ""),
             created_by=user,

@@ -16,7 +16,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from generation.models import FINISHED_STATUSES, GenerationJob, JobStatus
-from generation.services import JobInputError, Progress, dataset_get, job_create, job_progress, job_queue
+from generation.services import (
+    DEFAULT_SETTINGS,
+    JobInputError,
+    Progress,
+    dataset_get,
+    job_create,
+    job_progress,
+    job_queue,
+)
 
 
 def _clock(seconds: float | None) -> str:
@@ -53,10 +61,13 @@ class Command(BaseCommand):
             "--finetune-run", type=int, default=None, help="use the adapter of this finished LoRA run"
         )
         parser.add_argument("--max-new-tokens", type=int, default=64)
-        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_SETTINGS["batch_size"])
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
-            "--chunk-prompts", type=int, default=None, help="prompts per worker task (default 16)"
+            "--chunk-prompts",
+            type=int,
+            default=None,
+            help=f"prompts per worker task (default {DEFAULT_SETTINGS['batch_size']})",
         )
         parser.add_argument("--name", default="", help="job name (default: dataset / model)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")

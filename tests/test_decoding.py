@@ -1,0 +1,146 @@
+"""The worker's decode loop against transformers' own generate(), one prompt at a time, on a tiny
+random llama: batching, the shared prefix, length-sorted prefill groups and rows leaving the batch
+when they stop must not change a single greedy token."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from generation.decoding import Sampling, decode, shared_prefix_length
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_dir: Path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32)
+    model.eval()
+    return model
+
+
+def _prompts(n: int, *, shared: int, vocab: int, seed: int = 3) -> list[list[int]]:
+    rng = random.Random(seed)
+    header = [rng.randrange(3, vocab) for _ in range(shared)]
+    return [header + [rng.randrange(3, vocab) for _ in range(rng.randint(1, 14))] for _ in range(n)]
+
+
+def _one_at_a_time(model, prompts, *, max_new_tokens: int, eos: int | None) -> list[list[int]]:
+    import torch
+
+    outputs = []
+    for ids in prompts:
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos if eos is not None else [],
+                pad_token_id=0,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
+        new = out[0, len(ids) :].tolist()
+        if eos is not None and eos in new:
+            new = new[: new.index(eos) + 1]
+        outputs.append(new)
+    return outputs
+
+
+def _decode(model, prompts, *, max_new_tokens: int, eos: set[int], **kwargs) -> list[list[int]]:
+    import torch
+
+    with torch.inference_mode():
+        return decode(
+            model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos, pad_id=0, device="cpu", **kwargs
+        )
+
+
+def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 9]]) == 3
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert shared_prefix_length([[7, 8], [9, 8]]) == 0
+    assert shared_prefix_length([[5, 6, 7]]) == 2
+
+
+@pytest.mark.parametrize("prefill_rows", [1, 3, 64])
+def test_batched_greedy_decoding_matches_generate_one_prompt_at_a_time(tiny, prefill_rows):
+    prompts = _prompts(11, shared=9, vocab=tiny.config.vocab_size)
+    expected = _one_at_a_time(tiny, prompts, max_new_tokens=12, eos=None)
+
+    got = _decode(tiny, prompts, max_new_tokens=12, eos=set(), prefill_rows=prefill_rows)
+
+    assert got == expected
+    assert all(len(row) == 12 for row in got)
+
+
+def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny):
+    prompts = _prompts(12, shared=6, vocab=tiny.config.vocab_size, seed=5)
+    free = _one_at_a_time(tiny, prompts, max_new_tokens=16, eos=None)
+    # as "end of sequence", take the token whose first appearance varies most across rows
+    first_steps: dict[int, set[int]] = {}
+    for tokens in free:
+        for token in set(tokens):
+            first_steps.setdefault(token, set()).add(tokens.index(token))
+    eos = max(first_steps, key=lambda t: len(first_steps[t]))
+    expected = _one_at_a_time(tiny, prompts, max_new_tokens=16, eos=eos)
+    stop_steps = {len(row) for row in expected}
+    assert len(stop_steps) >= 3, "the test needs rows that stop at different steps"
+
+    got = _decode(tiny, prompts, max_new_tokens=16, eos={eos}, prefill_rows=4)
+
+    assert got == expected
+
+
+def test_prompts_without_a_shared_prefix_and_a_single_prompt(tiny):
+    vocab = tiny.config.vocab_size
+    prompts = [[5, 6, 7], [8], [9, 10, 11, 12, 13, 14, 15]]
+    assert _decode(tiny, prompts, max_new_tokens=5, eos=set()) == _one_at_a_time(
+        tiny, prompts, max_new_tokens=5, eos=None
+    )
+    single = _prompts(1, shared=0, vocab=vocab)
+    assert _decode(tiny, single, max_new_tokens=7, eos=set()) == _one_at_a_time(
+        tiny, single, max_new_tokens=7, eos=None
+    )
+
+
+def test_sampling_repeats_with_its_seed_and_top_k_1_is_greedy(tiny):
+    prompts = _prompts(6, shared=4, vocab=tiny.config.vocab_size)
+    greedy = _decode(tiny, prompts, max_new_tokens=10, eos=set())
+    hot = Sampling(do_sample=True, temperature=5.0, seed=11)
+
+    first = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=hot)
+    again = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=hot)
+    other_seed = Sampling(do_sample=True, temperature=5.0, seed=12)
+    other = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=other_seed)
+    top1 = _decode(
+        tiny, prompts, max_new_tokens=10, eos=set(), sampling=Sampling(do_sample=True, top_k=1, seed=11)
+    )
+
+    assert first == again
+    assert first != other
+    assert first != greedy
+    assert top1 == greedy
+
+
+def test_a_tiny_top_p_keeps_only_the_most_likely_token(tiny):
+    prompts = _prompts(4, shared=2, vocab=tiny.config.vocab_size)
+    greedy = _decode(tiny, prompts, max_new_tokens=6, eos=set())
+    nucleus = _decode(
+        tiny, prompts, max_new_tokens=6, eos=set(), sampling=Sampling(do_sample=True, top_p=1e-6, seed=1)
+    )
+    assert nucleus == greedy
+
+
+def test_bad_input_is_refused(tiny):
+    with pytest.raises(ValueError, match="no tokens"):
+        _decode(tiny, [[1, 2], []], max_new_tokens=3, eos=set())
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        _decode(tiny, [[1, 2]], max_new_tokens=0, eos=set())
+    assert _decode(tiny, [], max_new_tokens=3, eos=set()) == []
