@@ -3,10 +3,10 @@
     .venv/bin/python bench/generation.py                       # demo model (SmolLM2-135M), CPU
     .venv/bin/python bench/generation.py --random-tinyllama    # random TinyLlama-1.1B shape, bf16, GPU
 
-naive  = one prompt at a time, two generate() calls per prompt: the base model (adapter disabled), then
-         the fine-tuned model (adapter enabled).
-engine = what a worker does (generation.engine.generate): both roles from one loaded base, role-
-         homogeneous batches of --batch-size rows, length-sorted and left-padded.
+naive  = one prompt at a time, two transformers generate() calls per prompt: the pre-trained model, then
+         the fine-tuned one (the same role models the engine uses: see --adapter-mode).
+engine = what a worker does (generation.engine.generate): role-homogeneous batches of --batch-size rows
+         (default: the worker's), run by the worker's decode loop (generation/decoding.py).
 Both decode greedily and count the same way: tokens generated up to and including the end-of-sequence
 token (padding not counted). tok/s = those tokens / wall seconds of the generate calls. A warm-up call
 runs first and is not timed. `matching_answers` says how many engine answers equal the naive ones
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -141,21 +142,36 @@ def build_random_tinyllama(device: str, dtype: str) -> Any:
     finally:
         torch.set_default_dtype(previous)
     model.eval()
-    peft_model = random_lora(model)
-    peft_model.to(device=device, dtype=getattr(torch, dtype))
-    peft_model.eval()
-    total = sum(p.numel() for p in peft_model.parameters())
-    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     entry = LoadedModel(
         ref=BaseModelRef("random-tinyllama-1.1b"),
-        model=peft_model,
+        model=model,
         tokenizer=word_tokenizer(32000),
         device=device,
         dtype=dtype,
         load_seconds=0.0,
-        adapters={"<random lora r=16 q,k,v,o>": "finetuned"},
     )
-    return entry, {"adapter_params": lora, "base_params": total - lora}
+    return entry, attach_random_lora(entry)
+
+
+def attach_random_lora(entry: Any) -> dict[str, Any]:
+    """A random LoRA r=16 as the fine-tuned role, attached or merged into a copy as the worker would
+    (generation.engine.adapter_mode). Returns the parameter counts."""
+    import copy
+
+    from generation import engine
+
+    mode = engine.adapter_mode(entry.device)
+    base_params = sum(p.numel() for p in entry.model.parameters())
+    peft_model = random_lora(copy.deepcopy(entry.model) if mode == "merged" else entry.model)
+    peft_model.to(device=entry.device, dtype=next(entry.model.parameters()).dtype)
+    peft_model.eval()
+    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    if mode == "merged":
+        entry.merged["finetuned"] = peft_model.merge_and_unload().eval()
+    else:
+        entry.model = peft_model
+    entry.adapters["<random lora r=16 q,k,v,o>"] = "finetuned"
+    return {"adapter_params": lora, "base_params": base_params}
 
 
 def load_real(
@@ -166,26 +182,25 @@ def load_real(
 
     entry, info = engine.load_base(resolve_base(base, gguf_file), device=device, dtype=dtype)
     log(f"loaded {entry.ref.label} on {entry.device} ({entry.dtype}) in {info.seconds:.1f} s")
-    if adapter:
-        engine.load_adapter(entry, adapter)  # the first adapter attached is named "finetuned"
-        adapter_label = adapter
-    else:
-        entry.model = random_lora(entry.model)
-        entry.model.eval()
-        entry.adapters["<random lora r=16 q,k,v,o>"] = "finetuned"
-        adapter_label = "random LoRA r=16 on q,k,v,o (made on the fly)"
-    lora = sum(p.numel() for n, p in entry.model.named_parameters() if "lora_" in n)
-    total = sum(p.numel() for p in entry.model.parameters())
-    return entry, {"adapter": adapter_label, "adapter_params": lora, "base_params": total - lora}
+    if not adapter:
+        counts = attach_random_lora(entry)
+        return entry, {"adapter": "random LoRA r=16 on q,k,v,o (made on the fly)", **counts}
+    base_params = sum(p.numel() for p in entry.model.parameters())
+    engine.load_adapter(entry, adapter)  # the first adapter attached is named "finetuned"
+    from safetensors import safe_open
+
+    with safe_open(str(Path(adapter) / "adapter_model.safetensors"), "pt") as tensors:
+        lora = sum(math.prod(tensors.get_slice(k).get_shape()) for k in tensors.keys())  # noqa: SIM118
+    return entry, {"adapter": adapter, "adapter_params": lora, "base_params": base_params}
 
 
 def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple[float, int, list[str]]:
     """One prompt at a time; for each, a base generate() and an adapter generate()."""
     import torch
 
-    from generation.engine import _eos_ids
+    from generation import engine
 
-    eos = _eos_ids(entry)
+    eos = engine._eos_ids(entry)
     tokenizer = entry.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     options = {
@@ -205,13 +220,9 @@ def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple
         mask = torch.ones_like(input_ids)
         for role in ("pretrained", "finetuned"):
             started = time.perf_counter()
-            with torch.inference_mode():
-                if role == "pretrained":
-                    with entry.model.disable_adapter():
-                        out = entry.model.generate(input_ids=input_ids, attention_mask=mask, **options)
-                else:
-                    entry.model.set_adapter("finetuned")
-                    out = entry.model.generate(input_ids=input_ids, attention_mask=mask, **options)
+            adapter = "finetuned" if role == "finetuned" else None
+            with torch.inference_mode(), engine._role(entry, adapter) as model:
+                out = model.generate(input_ids=input_ids, attention_mask=mask, **options)
             if entry.device.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - started
@@ -283,6 +294,13 @@ def main() -> None:
     )
     parser.add_argument("--device", default=None)
     parser.add_argument(
+        "--adapter-mode",
+        choices=["auto", "switch", "merged"],
+        default=None,
+        help="how the fine-tuned role runs (default: EVALSITE_ADAPTER_MODE, else auto: switch on CPU, "
+        "merged on CUDA)",
+    )
+    parser.add_argument(
         "--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda, fp32 on cpu)"
     )
     parser.add_argument(
@@ -291,6 +309,8 @@ def main() -> None:
         help="random TinyLlama-1.1B-shaped model + random LoRA r=16 (q,k,v,o), random-token prompts",
     )
     args = parser.parse_args()
+    if args.adapter_mode:
+        os.environ["EVALSITE_ADAPTER_MODE"] = args.adapter_mode
 
     import peft
     import torch
@@ -355,6 +375,7 @@ def main() -> None:
         "answers": 2 * args.prompts,
         "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size,
+        "adapter_mode": "merged" if entry.merged else "switch",
         "naive_seconds": round(naive_s, 3),
         "engine_seconds": round(engine_s, 3),
         "naive_tokens": naive_tokens,

@@ -1,0 +1,107 @@
+"""The two ways a worker answers the fine-tuned role (EVALSITE_ADAPTER_MODE): the adapter switched on
+and off on one base ("switch"), or a copy of the base with the adapter merged in ("merged"). They must
+give the same answers; a broken adapter must leave the base answering as the pre-trained model; a
+misconfigured worker fails its jobs saying why."""
+
+from __future__ import annotations
+
+import pytest
+
+from generation import engine
+from generation.modeling import ModelLoadError, resolve_base
+from generation.models import JobStatus, ModelLoadAttempt
+from generation.services import job_create
+from tests.generation_fixtures import make_dataset, run_job_here
+
+PROMPTS = [
+    "What is the sentiment of this review? The blender is loud and broke after a week.",
+    "Would you recommend it? The tent leaks in the rain.",
+    "Which features does the reviewer mention? Light, quiet and cheap.",
+    "Is the battery good?",
+]
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine_cache():
+    engine._CACHE.clear()
+    yield
+    engine._CACHE.clear()
+
+
+def _answers(base_dir, adapter_dir) -> tuple[engine.LoadedModel, dict]:
+    entry, _ = engine.load_base(resolve_base(str(base_dir), ""), device="cpu")
+    name, _ = engine.load_adapter(entry, str(adapter_dir))
+    requests = [
+        engine.Request(key=(n, role), prompt_text=text, adapter=name if role == "finetuned" else None)
+        for n, text in enumerate(PROMPTS)
+        for role in ("pretrained", "finetuned")
+    ]
+    texts = {}
+    for results in engine.generate(entry, requests, max_new_tokens=12, batch_size=3):
+        texts.update({r.key: (r.text, r.output_tokens) for r in results})
+    return entry, texts
+
+
+def _has_lora(model) -> bool:
+    return any(hasattr(m, "lora_A") for m in model.modules())
+
+
+def test_merged_and_switched_adapters_give_the_same_answers(tiny_llama_dir, tiny_adapter_dir, monkeypatch):
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "switch")
+    switched_entry, switched = _answers(tiny_llama_dir, tiny_adapter_dir)
+    assert switched_entry.is_peft and not switched_entry.merged
+    engine._CACHE.clear()
+
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "merged")
+    merged_entry, merged = _answers(tiny_llama_dir, tiny_adapter_dir)
+
+    assert merged == switched
+    assert any(merged[(n, "pretrained")] != merged[(n, "finetuned")] for n in range(len(PROMPTS)))
+    # the base stays plain; the fine-tuned role is a separate model with no LoRA layers left in it
+    assert not merged_entry.is_peft and not _has_lora(merged_entry.model)
+    assert set(merged_entry.merged) == {"finetuned"} and not _has_lora(merged_entry.merged["finetuned"])
+
+
+def test_auto_mode_switches_on_cpu_and_merges_on_cuda(monkeypatch):
+    monkeypatch.delenv("EVALSITE_ADAPTER_MODE", raising=False)
+    assert (engine.adapter_mode("cpu"), engine.adapter_mode("cuda:0")) == ("switch", "merged")
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "Merged")
+    assert engine.adapter_mode("cpu") == "merged"
+
+
+@pytest.mark.django_db
+def test_a_broken_adapter_in_merged_mode_leaves_the_base_answering(tiny_llama_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "merged")
+    broken = tmp_path / "adapter"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text('{"peft_type": "LORA", "target_modules": ["q_proj"], "r": 4}')
+    job = run_job_here(
+        job_create(
+            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(broken),
+            max_new_tokens=5, batch_size=2,
+        )
+    )
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.answers.filter(role="finetuned", fallback=True).count() == 2
+    attempt = ModelLoadAttempt.objects.get(job=job, kind="adapter")
+    assert not attempt.success and attempt.error.startswith(f"cannot load adapter {broken}")
+    (entry,) = engine._CACHE.values()
+    assert not _has_lora(entry.model) and not entry.merged
+    texts = {a.prompt_id: a.text for a in job.answers.filter(role="pretrained")}
+    assert {a.prompt_id: a.text for a in job.answers.filter(role="finetuned")} == texts
+
+
+@pytest.mark.django_db
+def test_a_misconfigured_adapter_mode_fails_the_job_saying_why(tiny_llama_dir, tiny_adapter_dir, monkeypatch):
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "both")
+    with pytest.raises(ModelLoadError, match="EVALSITE_ADAPTER_MODE must be auto, switch or merged"):
+        engine.adapter_mode("cpu")
+    job = run_job_here(
+        job_create(
+            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir),
+            max_new_tokens=5, batch_size=2,
+        )
+    )
+    assert job.status == JobStatus.FAILED
+    assert "EVALSITE_ADAPTER_MODE must be auto, switch or merged, not 'both'" in job.error
+    assert not job.answers.exists()
