@@ -8,6 +8,7 @@ or the assignment's side.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -76,6 +77,54 @@ def guidelines_html(text: str) -> SafeString:
     return mark_safe("".join(html))  # noqa: S308 — built from escaped text and fixed tags only
 
 
+# A long answer is shown in pieces of at most this many characters, each its own block with
+# `content-visibility: auto` (annotate.css): Chromium lays out only the pieces near the visible part of
+# the scroll box. One 200,000-character paragraph of emoji or mixed-direction text without spaces
+# otherwise costs seconds of layout on every load and resize (its line breaking grows faster than
+# linearly). Every character is still in the page, in order; shorter answers are one plain text node.
+ANSWER_CHUNK_CHARS = 4000
+
+
+def _safe_cut(text: str, index: int) -> bool:
+    """True when text[:index] / text[index:] splits no CR LF pair and no user-perceived character
+    (combining marks, variation selectors, skin tones, ZWJ sequences, flags) and starts no piece with
+    whitespace."""
+    before, after = text[index - 1], text[index]
+    if before == "\r" and after == "\n":
+        return False
+    if after in "\r\n \t":  # a piece starting with a line break or a space would show an extra
+        return False  # empty line or an indent
+    if before == "\u200d" or unicodedata.category(after) in ("Mn", "Mc", "Me", "Cf"):
+        return False
+    if 0x1F3FB <= ord(after) <= 0x1F3FF:  # emoji skin-tone modifier
+        return False
+    return not (0x1F1E6 <= ord(before) <= 0x1F1FF and 0x1F1E6 <= ord(after) <= 0x1F1FF)  # a flag
+
+
+def answer_chunks(text: str, size: int = ANSWER_CHUNK_CHARS) -> list[str]:
+    """Split text into pieces of at most `size` characters that join back to exactly `text`. A piece
+    ends after a line break where one falls in the second half of the window, else after a space, else
+    at the last point that splits no character (a hard cut only when there is none)."""
+    chunks: list[str] = []
+    start = 0
+    while len(text) - start > size:
+        end = start + size
+        cut = 0
+        for pattern in ("\n", " ", "\t"):
+            found = text.rfind(pattern, start + size // 2, end)
+            while found != -1 and not _safe_cut(text, found + 1):
+                found = text.rfind(pattern, start + size // 2, found)
+            if found != -1:
+                cut = found + 1
+                break
+        if not cut:
+            cut = next((i for i in range(end, max(start + 1, end - 64), -1) if _safe_cut(text, i)), end)
+        chunks.append(text[start:cut])
+        start = cut
+    chunks.append(text[start:])
+    return chunks
+
+
 def _raw_value(form: RatingForm, name: str) -> str:
     value = form[name].value()
     return "" if value is None else str(value)
@@ -142,6 +191,8 @@ def _render_rate(
         "question": campaign.question_for(assignment.pair.prompt.task),
         "left_text": left_text,
         "right_text": right_text,
+        "left_chunks": answer_chunks(left_text),
+        "right_chunks": answer_chunks(right_text),
         "form": form,
         "groups": _radio_groups(form),
         "editing": editing,

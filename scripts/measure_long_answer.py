@@ -1,0 +1,168 @@
+"""Time the annotator's rating page in Chromium with very long answers (a measurement; asserts nothing).
+
+    .venv/bin/python scripts/measure_long_answer.py [--repeat 3] [--chars 200000]
+
+A throwaway var folder and SQLite database, `manage.py runserver` (DEBUG=1) on a free port, and one
+campaign per case made through the real commands (import_answers, create_campaign). Both answers of
+the pair are long (or both short): short; words ("word word …"); nospace (one letter repeated); emoji
+(random emoji, no spaces); bidi (random Latin, Hebrew and Arabic letters, no spaces). Each case has
+--chars characters per answer. Playwright opens the rating page in /usr/bin/chromium (1280×900) and
+measures, as the median of --repeat runs:
+
+- load_ms: page.goto until the load event plus two animation frames (the first frame is painted);
+- key_ms: pressing "4" (score the left answer) until the next painted frame;
+- relayout_ms: a forced layout of the whole page after the body's width changes and back (a resize);
+- scroll_end_ms: scrolling the left answer box to its end until the next painted frame;
+- page_overflow_px: the document's scrollWidth minus the viewport width (> 0: sideways scrolling).
+
+Prints one line per case and one JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct-horse-battery"
+FRAME_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(0))))"
+RELAYOUT_JS = """() => {
+  const t = performance.now();
+  document.body.style.width = '1000px'; void document.body.offsetHeight;
+  document.body.style.width = ''; void document.body.offsetHeight;
+  return performance.now() - t;
+}"""
+SCROLL_END_JS = """() => {
+  const box = document.querySelector('.answer-text'); box.scrollTop = box.scrollHeight;
+}"""
+
+
+def _random_text(n: int, alphabet: str, seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def _cases(chars: int) -> dict[str, tuple[str, str]]:
+    words = ("word " * (chars // 5 + 1))[: chars - 5] + "last."
+    emoji = "\U0001f600\U0001f4a5\U0001f680\U0001f331"
+    bidi = "abc\u05d0\u05d1\u05d2\u0627\u0628\u062a"
+    return {
+        "short": ("A short answer.", "Another short answer."),
+        "words": (words, words),
+        "nospace": ("x" * chars, "y" * chars),
+        "emoji": (_random_text(chars, emoji, 1), _random_text(chars, emoji, 2)),
+        "bidi": (_random_text(chars, bidi, 3), _random_text(chars, bidi, 4)),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _manage(env: dict, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chars", type=int, default=200_000)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="evalsite-measure-"))
+    env = {
+        **os.environ,
+        "EVALSITE_VAR_DIR": str(tmp),
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+    }
+    _manage(env, "migrate", "-v", "0")
+    _manage(env, "create_user", "rater", "--role", "annotator", "--password", PASSWORD)
+    campaigns = {}
+    for name, (left, right) in _cases(args.chars).items():
+        path = tmp / f"{name}.jsonl"
+        row = {"external_id": name, "task": "relevance", "text": f"Rate these ({name}).",
+               "pretrained": left, "finetuned": right}
+        path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+        job = _manage(env, "import_answers", str(path), "--job", f"job-{name}")
+        campaigns[name] = _manage(env, "create_campaign", "--job", job, "--name", name, "--overlap", "1")
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    results: dict = {}
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(600_000)
+            page.goto(f"{base}/login/")
+            page.fill("#id_username", "rater")
+            page.fill("#id_password", PASSWORD)
+            with page.expect_navigation():
+                page.press("#id_password", "Enter")
+            for name, campaign in campaigns.items():
+                runs: dict[str, list[float]] = {
+                    "load_ms": [], "key_ms": [], "relayout_ms": [], "scroll_end_ms": []
+                }
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    page.goto(f"{base}/annotate/campaigns/{campaign}/", wait_until="load")
+                    page.evaluate(FRAME_JS)
+                    runs["load_ms"].append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    page.keyboard.press("4")
+                    page.evaluate(FRAME_JS)
+                    runs["key_ms"].append((time.perf_counter() - t0) * 1000)
+                    if not page.locator("#score_left_4").is_checked():
+                        raise SystemExit(f"{name}: the key 4 did not score the left answer")
+                    runs["relayout_ms"].append(page.evaluate(RELAYOUT_JS))
+                    t0 = time.perf_counter()
+                    page.evaluate(SCROLL_END_JS)
+                    page.evaluate(FRAME_JS)
+                    runs["scroll_end_ms"].append((time.perf_counter() - t0) * 1000)
+                results[name] = {key: round(statistics.median(values), 1) for key, values in runs.items()}
+                results[name]["page_overflow_px"] = page.evaluate(
+                    "() => document.documentElement.scrollWidth - window.innerWidth"
+                )
+                print(name, json.dumps(results[name]), flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(json.dumps({"chars": args.chars, "repeat": args.repeat, "viewport": "1280x900", **results}))
+
+
+if __name__ == "__main__":
+    main()
