@@ -194,6 +194,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# When the broker connection drops, a task still running was not acknowledged and will be delivered
+# again, so stop it rather than let two workers compute the same chunk (the answers already saved stay;
+# the redelivery makes only the missing ones). Celery 6's default; set here so 5.x agrees and stops
+# warning about the change.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
