@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .decoding import DEFAULT_BATCH_SIZE, Sampling, decode
+from .decoding import DEFAULT_BATCH_SIZE, RowSwitchedLoRA, Sampling, decode
 from .modeling import BaseModelRef, ModelLoadError, load_base_model, pick_device
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -85,6 +85,7 @@ class LoadedModel:
     adapters: dict[str, str] = field(default_factory=dict)
     # adapter name -> a copy of the base with that adapter merged into its weights ("merged" mode)
     merged: dict[str, Any] = field(default_factory=dict)
+    row_switches: dict[str, Any] = field(default_factory=dict)  # adapter name -> RowSwitchedLoRA
 
     @property
     def is_peft(self) -> bool:
@@ -108,6 +109,7 @@ def _default_dtype(device: str, dtype: str | None) -> str:
 def _release(entry: LoadedModel) -> None:
     entry.model = None
     entry.merged.clear()
+    entry.row_switches.clear()
     gc.collect()
     _empty_cuda_cache()
 
@@ -345,6 +347,21 @@ def _role(entry: LoadedModel, adapter: str | None) -> Iterator[Any]:
         yield entry.model.get_base_model()
 
 
+def _row_switch(entry: LoadedModel, adapters: Sequence[str | None]) -> RowSwitchedLoRA | None:
+    """Rows of both roles can share a batch when the adapter is attached to the base ("switch" mode)
+    as plain LoRA: then the adapter is switched per row (decoding.RowSwitchedLoRA)."""
+    names = {a for a in adapters if a is not None}
+    if not entry.is_peft or len(names) != 1:
+        return None
+    (name,) = names
+    if name in entry.merged or not RowSwitchedLoRA.supports(entry.model, name):
+        return None
+    cached = entry.row_switches.get(name)
+    if cached is None:
+        cached = entry.row_switches[name] = RowSwitchedLoRA(entry.model, name)
+    return cached
+
+
 def _sampling_defaults(entry: LoadedModel, temperature: float | None, top_p: float | None) -> dict[str, Any]:
     """Sampling settings the job leaves open come from the model's generation config, as
     transformers' generate() would take them (temperature 1.0, top-k 50, top-p 1.0 when it has none)."""
@@ -385,25 +402,42 @@ def generate(
         if name not in entry.adapters.values():
             raise ValueError(f"adapter {name!r} is not attached to this model")
     sampling = Sampling(do_sample=do_sample, seed=seed, **_sampling_defaults(entry, temperature, top_p))
-    for batch in plan_batches([len(e) for e in encoded], [r.adapter for r in requests], batch_size):
-        adapter = requests[batch[0]].adapter
+    adapters = [r.adapter for r in requests]
+    row_lora = _row_switch(entry, adapters)
+    lengths = [len(e) for e in encoded]
+    if row_lora is not None:  # both roles share batches: longest prompts first, roles interleaved
+        order = sorted(range(len(requests)), key=lambda i: (-lengths[i], i))
+        batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+    else:
+        batches = plan_batches(lengths, adapters, batch_size)
+    for batch in batches:
         started = time.perf_counter()
-        with torch.inference_mode(), _role(entry, adapter) as model:
-            new_tokens = decode(
-                model,
-                [encoded[i] for i in batch],
-                max_new_tokens=max_new_tokens,
-                eos_ids=eos_ids,
-                pad_id=pad_id,
-                device=entry.device,
-                sampling=sampling,
-            )
+        options: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "eos_ids": eos_ids,
+            "pad_id": pad_id,
+            "device": entry.device,
+            "sampling": sampling,
+        }
+        with torch.inference_mode():
+            if row_lora is not None:
+                entry.model.set_adapter(row_lora.name)
+                decoded = decode(
+                    entry.model.get_base_model(),
+                    [encoded[i] for i in batch],
+                    adapter_rows=[adapters[i] is not None for i in batch],
+                    row_lora=row_lora,
+                    **options,
+                )
+            else:
+                with _role(entry, adapters[batch[0]]) as model:
+                    decoded = decode(model, [encoded[i] for i in batch], **options)
         if entry.device.startswith("cuda"):
             torch.cuda.synchronize()
         batch_ms = (time.perf_counter() - started) * 1000.0
         results = []
         for row, i in enumerate(batch):
-            tokens = new_tokens[row]
+            tokens = decoded[row].tokens
             stop = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
             produced = tokens if stop is None else tokens[: stop + 1]
             text = tokenizer.decode(
@@ -415,7 +449,7 @@ def generate(
                     text=text,
                     prompt_tokens=len(encoded[i]),
                     output_tokens=len(produced),
-                    latency_ms=batch_ms / len(batch),
+                    latency_ms=decoded[row].seconds * 1000.0,
                     batch_ms=batch_ms,
                 )
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.decoding import Sampling, decode, shared_prefix_length
+from generation.decoding import RowSwitchedLoRA, Sampling, decode, shared_prefix_length
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,10 @@ def _one_at_a_time(model, prompts, *, max_new_tokens: int, eos: int | None) -> l
 
 
 def _decode(model, prompts, *, max_new_tokens: int, eos: set[int], **kwargs) -> list[list[int]]:
+    return [row.tokens for row in _decoded(model, prompts, max_new_tokens=max_new_tokens, eos=eos, **kwargs)]
+
+
+def _decoded(model, prompts, *, max_new_tokens: int, eos: set[int], **kwargs):
     import torch
 
     with torch.inference_mode():
@@ -83,12 +87,7 @@ def test_batched_greedy_decoding_matches_generate_one_prompt_at_a_time(tiny, pre
 def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny):
     prompts = _prompts(12, shared=6, vocab=tiny.config.vocab_size, seed=5)
     free = _one_at_a_time(tiny, prompts, max_new_tokens=16, eos=None)
-    # as "end of sequence", take the token whose first appearance varies most across rows
-    first_steps: dict[int, set[int]] = {}
-    for tokens in free:
-        for token in set(tokens):
-            first_steps.setdefault(token, set()).add(tokens.index(token))
-    eos = max(first_steps, key=lambda t: len(first_steps[t]))
+    eos = _eos_with_varied_stops(free)
     expected = _one_at_a_time(tiny, prompts, max_new_tokens=16, eos=eos)
     stop_steps = {len(row) for row in expected}
     assert len(stop_steps) >= 3, "the test needs rows that stop at different steps"
@@ -144,3 +143,78 @@ def test_bad_input_is_refused(tiny):
     with pytest.raises(ValueError, match="max_new_tokens"):
         _decode(tiny, [[1, 2]], max_new_tokens=0, eos=set())
     assert _decode(tiny, [], max_new_tokens=3, eos=set()) == []
+
+
+def _eos_with_varied_stops(outputs: list[list[int]]) -> int:
+    """The token whose first appearance varies most across rows: as "end of sequence", it stops rows
+    early, late and never."""
+    first_steps: dict[int, set[int]] = {}
+    for tokens in outputs:
+        for token in set(tokens):
+            first_steps.setdefault(token, set()).add(tokens.index(token))
+    return max(first_steps, key=lambda t: len(first_steps[t]))
+
+
+def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny):
+    import time
+
+    rng = random.Random(8)
+    prompts = [[7, 8, 9] + [rng.randrange(3, tiny.config.vocab_size) for _ in range(6)] for _ in range(10)]
+    eos = _eos_with_varied_stops(_one_at_a_time(tiny, prompts, max_new_tokens=20, eos=None))
+    started = time.perf_counter()
+    rows = _decoded(tiny, prompts, max_new_tokens=20, eos={eos}, prefill_rows=10)
+    wall = time.perf_counter() - started
+
+    assert sum(r.seconds for r in rows) == pytest.approx(wall, rel=0.05)
+    # equal prompts share the prefill equally, so a row's time grows with the steps it stayed for
+    by_length = sorted(rows, key=lambda r: len(r.tokens))
+    assert len(by_length[0].tokens) < len(by_length[-1].tokens)
+    for shorter, longer in zip(by_length, by_length[1:]):
+        if len(shorter.tokens) == len(longer.tokens):
+            assert shorter.seconds == pytest.approx(longer.seconds, rel=1e-6)
+        else:
+            assert shorter.seconds < longer.seconds
+
+
+@pytest.fixture(scope="module")
+def tiny_peft(tiny_llama_dir: Path, tiny_adapter_dir: Path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(tiny_adapter_dir), adapter_name="finetuned")
+    model.eval()
+    return model
+
+
+def test_both_roles_in_one_batch_give_what_each_role_gives_alone(tiny_peft):
+    vocab = tiny_peft.get_base_model().config.vocab_size
+    prompts = _prompts(7, shared=8, vocab=vocab, seed=4)
+    base_model = tiny_peft.get_base_model()
+    with tiny_peft.disable_adapter():
+        pretrained = _one_at_a_time(base_model, prompts, max_new_tokens=12, eos=None)
+    tiny_peft.set_adapter("finetuned")
+    finetuned = _one_at_a_time(base_model, prompts, max_new_tokens=12, eos=None)
+    assert pretrained != finetuned, "the adapter must change something for this test to mean anything"
+    eos = _eos_with_varied_stops(pretrained + finetuned)
+    with tiny_peft.disable_adapter():
+        pretrained = _one_at_a_time(base_model, prompts, max_new_tokens=12, eos=eos)
+    finetuned = _one_at_a_time(base_model, prompts, max_new_tokens=12, eos=eos)
+
+    assert RowSwitchedLoRA.supports(tiny_peft, "finetuned")
+    switch = RowSwitchedLoRA(tiny_peft, "finetuned")
+    rows = [(p, role) for p in range(len(prompts)) for role in (False, True)]
+    got = _decode(
+        base_model,
+        [prompts[p] for p, _ in rows],
+        max_new_tokens=12,
+        eos={eos},
+        prefill_rows=3,
+        adapter_rows=[role for _, role in rows],
+        row_lora=switch,
+    )
+
+    assert got == [(finetuned if role else pretrained)[p] for p, role in rows]
+    # the switch leaves the model as it found it: adapter on for every row again
+    assert _one_at_a_time(base_model, prompts[:2], max_new_tokens=12, eos=eos) == finetuned[:2]
