@@ -360,7 +360,7 @@ def main() -> None:
     run_engine(entry, prompt_ids[:2], 4, args.batch_size)
     naive(entry, prompt_ids[:1], 4)
 
-    log("engine: role-homogeneous batches ...")
+    log("engine: the worker's batches ...")
     engine_s, engine_tokens, engine_texts = run_engine(
         entry, prompt_ids, args.max_new_tokens, args.batch_size
     )

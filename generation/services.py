@@ -52,9 +52,9 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def chunk_prompts() -> int:
-    """Prompts per chunk (one Celery task): small enough that a lost worker costs little work, and as
-    many as the default batch size, so each role's rows of a chunk fill one batch."""
-    return int(getattr(settings, "GENERATION_CHUNK_PROMPTS", DEFAULT_SETTINGS["batch_size"]))
+    """Prompts per chunk (one Celery task): small enough that a lost worker costs little work, and half
+    the default batch size, so a chunk's answers in both roles fill one batch."""
+    return int(getattr(settings, "GENERATION_CHUNK_PROMPTS", DEFAULT_SETTINGS["batch_size"] // 2))
 
 
 class JobInputError(Exception):

@@ -42,7 +42,7 @@ def test_a_job_freezes_its_prompts_into_chunks_and_reuses_model_specs():
     again = job_create(dataset=dataset, base_model="/models/base", adapter_path="/adapters/a")
     assert job.total == 10 and job.status == JobStatus.QUEUED
     assert [len(c.prompt_ids) for c in job.chunks.all()] == [2, 2, 1]
-    assert job.settings == {"max_new_tokens": 64, "batch_size": 32, "seed": 0, "do_sample": False}
+    assert job.settings == {"max_new_tokens": 64, "batch_size": 64, "seed": 0, "do_sample": False}
     assert ModelSpec.objects.count() == 2
     assert (again.pretrained_model_id, again.finetuned_model_id) == (
         job.pretrained_model_id,

@@ -67,7 +67,7 @@ class Command(BaseCommand):
             "--chunk-prompts",
             type=int,
             default=None,
-            help=f"prompts per worker task (default {DEFAULT_SETTINGS['batch_size']})",
+            help=f"prompts per worker task (default {DEFAULT_SETTINGS['batch_size'] // 2})",
         )
         parser.add_argument("--name", default="", help="job name (default: dataset / model)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
