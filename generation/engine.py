@@ -175,10 +175,11 @@ def adapter_mode(device: str) -> str:
       One copy of the weights; the LoRA layers cost a few small extra matmuls per layer.
     - "merged": a second copy of the base with the adapter merged into its weights answers the
       fine-tuned role, and the base stays plain. Twice the weights in memory, no LoRA layers at all.
-    - "auto": "switch" on CPU, where we measured no difference (demo model, 2 cores: 96.6 vs 98.2
-      tok/s at batch 16) and memory is the tighter limit; "merged" on CUDA, where every extra kernel
-      launch counts (the issue's H200 reference: two resident models 3,046 tok/s at 128 prompts against
-      680 for peft's mixed batches; not yet measured by us, see the README).
+    - "auto": "switch" on CPU, where it lets both roles share a batch (decoding.RowSwitchedLoRA) and
+      was faster (demo model, 2 cores, bench/generation.py: 165-166 tok/s against 146 for merged) with
+      half the memory; "merged" on CUDA, where every extra kernel launch counts (the issue's H200
+      reference: two resident models 3,046 tok/s at 128 prompts against 680 for peft's mixed batches;
+      not yet measured by us: bench/gpu_check.sh measures both).
     A merged copy that does not fit in memory falls back to "switch" for that adapter."""
     mode = (os.environ.get("EVALSITE_ADAPTER_MODE") or "auto").strip().lower()
     if mode == "auto":
