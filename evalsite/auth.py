@@ -5,14 +5,17 @@ address, within `LOGIN_RATE_LIMIT_WINDOW_SECONDS`, further attempts are refused 
 error until the window has passed; the password is not even checked then. A successful log-in clears
 the username's count. The window starts at the first failure (fixed window).
 
-The counts live in the default cache: Django's per-process LocMemCache unless CACHES says otherwise, so
-with several web processes each enforces its own limit (a shared cache such as Redis makes it global).
+The counts live in the default cache: Django's per-process LocMemCache unless CACHE_URL names a Redis
+server, so without it several web processes each enforce their own limit (and a restarted process
+forgets its counts). With a shared cache that cannot be reached, log-in fails closed: 503 with
+Retry-After, the password not checked, rather than log-ins without a limit.
 The client address is REMOTE_ADDR: behind a proxy that is the proxy's own address.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth.views import LoginView
@@ -20,6 +23,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 PER_ADDRESS_FACTOR = 4
+COUNTER_DOWN_RETRY_SECONDS = 30
+logger = logging.getLogger(__name__)
 
 
 def _limit() -> int:
@@ -57,22 +62,41 @@ def login_failed(request: HttpRequest) -> None:
 
 
 class RateLimitedLoginView(LoginView):
+    def _refuse(self, message: str, status: int) -> HttpResponse:
+        # an unbound form: binding it would check the password
+        form = self.get_form_class()(request=self.request)
+        context = self.get_context_data(form=form, locked_out=message)
+        response = self.render_to_response(context, status=status)
+        if status == 503:
+            response["Retry-After"] = str(COUNTER_DOWN_RETRY_SECONDS)
+        return response
+
+    def _counter_down(self, exc: Exception) -> HttpResponse:
+        logger.error("login attempt counter unreachable (%s: %s); log-in refused", type(exc).__name__, exc)
+        return self._refuse("Log-in is unavailable for a moment. Please try again shortly.", 503)
+
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if login_blocked(request):
+        try:
+            blocked = login_blocked(request)
+        except Exception as exc:  # the cache backend's own errors (e.g. redis ConnectionError)
+            return self._counter_down(exc)
+        if blocked:
             minutes = max(1, _window() // 60)
-            # an unbound form: binding it would check the password
-            form = self.get_form_class()(request=request)
-            context = self.get_context_data(
-                form=form,
-                locked_out=f"Too many failed log-in attempts. Please try again in {minutes} minutes.",
+            return self._refuse(
+                f"Too many failed log-in attempts. Please try again in {minutes} minutes.", 429
             )
-            return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form) -> HttpResponse:
-        login_failed(self.request)
+        try:
+            login_failed(self.request)
+        except Exception as exc:  # a failure that cannot be counted must not become a free attempt
+            return self._counter_down(exc)
         return super().form_invalid(form)
 
     def form_valid(self, form) -> HttpResponse:
-        cache.delete(_keys(self.request)["username"][0])
+        try:
+            cache.delete(_keys(self.request)["username"][0])
+        except Exception as exc:  # the password was right; the old count just expires with its window
+            logger.warning("could not clear the failed-login count: %s: %s", type(exc).__name__, exc)
         return super().form_valid(form)

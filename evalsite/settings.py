@@ -204,6 +204,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 
+# The default cache holds the failed-login counts (evalsite/auth.py). Without CACHE_URL it is each
+# process's own memory; CACHE_URL=redis://host:6379/1 shares the counts between web processes.
+CACHE_URL = os.environ.get("CACHE_URL", "").strip()
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://")):
+        raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "evalsite",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+
 GPU_HOUR_PRICE_USD = envfloat("GPU_HOUR_PRICE_USD", 2.0)
 EVALSITE_MODEL_DIR = Path(os.environ.get("EVALSITE_MODEL_DIR") or VAR_DIR / "models")
 ASSIGNMENT_LOCK_SECONDS = envint("ASSIGNMENT_LOCK_SECONDS", 15 * 60)

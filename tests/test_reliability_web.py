@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -273,3 +274,71 @@ def test_web_worker_sigkilled_during_rating_traffic_loses_no_rating(site: Site):
     assert len(acknowledged) == PROMPTS * ANNOTATORS
     assert not lost and not wrong and len(stored) == len(acknowledged)
     assert victim not in workers_after and len(workers_after) == 2, (workers_before, workers_after)
+
+
+def _failed_login(port: int, username: str) -> int:
+    """One log-in with a wrong password through the form, as a browser does it (CSRF cookie + field)."""
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/login/")
+        page = conn.getresponse()
+        html = page.read().decode()
+        cookie = page.getheader("Set-Cookie", "").split(";")[0]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        form = urlencode({"csrfmiddlewaretoken": token, "username": username, "password": "wrong"})
+        conn.request(
+            "POST", "/login/", body=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _restart_web_workers(server: Site) -> None:
+    before = server.workers()
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = server.workers()
+        if len(now) == 2 and not set(now) & set(before):
+            try:
+                if server.request("GET", "/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"gunicorn did not restart its workers:\n{server.log.read_text()[-3000:]}")
+
+
+def test_with_cache_url_the_login_limit_outlives_the_web_process(tmp_path: Path, redis_url: str):
+    """Five failed log-ins, every gunicorn worker killed and replaced, then a sixth: refused when the
+    counts live in Redis (CACHE_URL); with each process's own memory the new workers forget them."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"evalsite_rel_login_{os.getpid()}"
+    with _postgres_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = production_env(database_url=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, var_dir=tmp_path)
+    manage(env, "migrate", "--no-input", "-v", "0")
+    sixth: dict[str, int] = {}
+    try:
+        for label, extra in (("shared", {"CACHE_URL": redis_url}), ("per_process", {})):
+            server = Site({**env, **extra}, _free_port(), tmp_path / f"gunicorn-{label}.log", {})
+            try:
+                user = f"mallory-{label}"
+                assert [_failed_login(server.port, user) for _ in range(5)] == [200] * 5
+                _restart_web_workers(server)
+                sixth[label] = _failed_login(server.port, user)
+            finally:
+                server.stop()
+    finally:
+        with _postgres_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    figure("login-limit-across-restart", shared_cache=sixth["shared"], per_process_cache=sixth["per_process"])
+    assert sixth == {"shared": 429, "per_process": 200}

@@ -265,3 +265,55 @@ def test_no_secret_is_committed():
         hits += [f"{name}: {p.pattern!r}" for p in patterns if p.search(data)]
     figure("no-committed-secret", files=len(files), hits=len(hits))
     assert not hits, hits
+
+
+def _redis_cache(url: str) -> dict:
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "evalsite",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+
+
+@pytest.mark.django_db
+def test_with_cache_url_the_failed_login_counts_live_in_redis(annotator, settings, redis_url):
+    import redis
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.LOGIN_RATE_LIMIT_ATTEMPTS = 3
+    settings.CACHES = _redis_cache(redis_url)
+    codes = [Client().post("/login/", {"username": "ghost", "password": "x"}).status_code for _ in range(3)]
+    assert codes == [200] * 3
+    server = redis.Redis.from_url(redis_url)
+    counts = sorted(int(server.get(key)) for key in server.scan_iter("evalsite:*login-fail:*"))
+    assert counts == [3, 3]  # one per username, one per address: what any other web process reads
+    assert Client().post("/login/", {"username": "ghost", "password": "x"}).status_code == 429
+
+
+@pytest.mark.django_db
+def test_an_unreachable_login_counter_refuses_log_in_instead_of_dropping_the_limit(annotator, settings):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = _redis_cache(f"redis://127.0.0.1:{port}/0")
+    client = Client()
+    assert client.get("/login/").status_code == 200
+    response = client.post("/login/", {"username": "alice", "password": "correct-horse-battery"})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "Log-in is unavailable for a moment" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_cache_url_that_is_not_redis_stops_the_settings(tmp_path):
+    env = _process_env(tmp_path, DEBUG="1", CACHE_URL="memcached://127.0.0.1:11211")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "CACHE_URL must be a redis:// or rediss:// URL" in result.stderr
