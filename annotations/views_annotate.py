@@ -77,12 +77,13 @@ def guidelines_html(text: str) -> SafeString:
     return mark_safe("".join(html))  # noqa: S308 — built from escaped text and fixed tags only
 
 
-# A long answer is shown in pieces of at most this many characters, each its own block with
-# `content-visibility: auto` (annotate.css): Chromium lays out only the pieces near the visible part of
-# the scroll box. One 200,000-character paragraph of emoji or mixed-direction text without spaces
-# otherwise costs seconds of layout on every load and resize (its line breaking grows faster than
-# linearly). Every character is still in the page, in order; shorter answers are one plain text node.
-ANSWER_CHUNK_CHARS = 4000
+# A long text on the rating page (either answer, the prompt's text, its context) is shown in pieces of
+# at most this many characters, each its own block with `content-visibility: auto` (annotate.css):
+# Chromium lays out only the pieces near the visible part of the scroll box. One 200,000-character
+# paragraph of emoji or mixed-direction text without spaces otherwise costs seconds of layout on every
+# load and resize (its line breaking grows faster than linearly). Every character is still in the page,
+# in order; shorter texts are one plain text node (templates/annotations/_text.html).
+TEXT_CHUNK_CHARS = 4000
 
 
 def _safe_cut(text: str, index: int) -> bool:
@@ -101,7 +102,7 @@ def _safe_cut(text: str, index: int) -> bool:
     return not (0x1F1E6 <= ord(before) <= 0x1F1FF and 0x1F1E6 <= ord(after) <= 0x1F1FF)  # a flag
 
 
-def answer_chunks(text: str, size: int = ANSWER_CHUNK_CHARS) -> list[str]:
+def text_chunks(text: str, size: int = TEXT_CHUNK_CHARS) -> list[str]:
     """Split text into pieces of at most `size` characters that join back to exactly `text`. A piece
     ends after a line break where one falls in the second half of the window, else after a space, else
     at the last point that splits no character (a hard cut only when there is none)."""
@@ -191,8 +192,10 @@ def _render_rate(
         "question": campaign.question_for(assignment.pair.prompt.task),
         "left_text": left_text,
         "right_text": right_text,
-        "left_chunks": answer_chunks(left_text),
-        "right_chunks": answer_chunks(right_text),
+        "left_chunks": text_chunks(left_text),
+        "right_chunks": text_chunks(right_text),
+        "prompt_chunks": text_chunks(assignment.pair.prompt.text),
+        "context_chunks": text_chunks(assignment.pair.prompt.context),
         "form": form,
         "groups": _radio_groups(form),
         "editing": editing,

@@ -1,18 +1,21 @@
 """Time the annotator's rating page in Chromium with very long answers (a measurement; asserts nothing).
 
-    .venv/bin/python scripts/measure_long_answer.py [--repeat 3] [--chars 200000]
+    .venv/bin/python scripts/measure_long_answer.py [--repeat 3] [--chars 200000] [--cases emoji,prompt_emoji]
 
 A throwaway var folder and SQLite database, `manage.py runserver` (DEBUG=1) on a free port, and one
-campaign per case made through the real commands (import_answers, create_campaign). Both answers of
-the pair are long (or both short): short; words ("word word …"); nospace (one letter repeated); emoji
-(random emoji, no spaces); bidi (random Latin, Hebrew and Arabic letters, no spaces). Each case has
---chars characters per answer. Playwright opens the rating page in /usr/bin/chromium (1280×900) and
-measures, as the median of --repeat runs:
+campaign per case made through the real commands (import_answers, create_campaign). In the answer
+cases both answers of the pair are long (or both short): short; words ("word word …"); nospace (one
+letter repeated); emoji (random emoji, no spaces); bidi (random Latin, Hebrew and Arabic letters, no
+spaces). In the prompt and context cases the answers are short and the prompt's text (prompt_emoji,
+prompt_bidi) or its context (context_emoji, context_bidi) is long. Each long text has --chars
+characters; --cases picks some cases (all by default). Playwright opens the rating page in
+/usr/bin/chromium (1280×900) and measures, as the median of --repeat runs:
 
 - load_ms: page.goto until the load event plus two animation frames (the first frame is painted);
 - key_ms: pressing "4" (score the left answer) until the next painted frame;
 - relayout_ms: a forced layout of the whole page after the body's width changes and back (a resize);
-- scroll_end_ms: scrolling the left answer box to its end until the next painted frame;
+- scroll_end_ms: scrolling the long text to its end until the next painted frame (the left answer box;
+  in the prompt and context cases that text's box, and the page until the box's end is in view);
 - page_overflow_px: the document's scrollWidth minus the viewport width (> 0: sideways scrolling).
 
 Prints one line per case and one JSON object on its last line.
@@ -43,8 +46,9 @@ RELAYOUT_JS = """() => {
   document.body.style.width = ''; void document.body.offsetHeight;
   return performance.now() - t;
 }"""
-SCROLL_END_JS = """() => {
-  const box = document.querySelector('.answer-text'); box.scrollTop = box.scrollHeight;
+SCROLL_END_JS = """(selector) => {
+  const box = document.querySelector(selector); box.scrollTop = box.scrollHeight;
+  if (selector !== '.answer-text') window.scrollBy(0, box.getBoundingClientRect().bottom - innerHeight);
 }"""
 
 
@@ -53,17 +57,31 @@ def _random_text(n: int, alphabet: str, seed: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-def _cases(chars: int) -> dict[str, tuple[str, str]]:
+def _cases(chars: int) -> dict[str, dict[str, str]]:
+    """Per case: the prompt's text and context, the two answers, and the selector of the long text."""
     words = ("word " * (chars // 5 + 1))[: chars - 5] + "last."
     emoji = "\U0001f600\U0001f4a5\U0001f680\U0001f331"
     bidi = "abc\u05d0\u05d1\u05d2\u0627\u0628\u062a"
-    return {
+    answers = {
         "short": ("A short answer.", "Another short answer."),
         "words": (words, words),
         "nospace": ("x" * chars, "y" * chars),
         "emoji": (_random_text(chars, emoji, 1), _random_text(chars, emoji, 2)),
         "bidi": (_random_text(chars, bidi, 3), _random_text(chars, bidi, 4)),
     }
+    cases = {
+        name: {"text": f"Rate these ({name}).", "context": "", "pretrained": left, "finetuned": right,
+               "target": ".answer-text"}
+        for name, (left, right) in answers.items()
+    }
+    short = {"pretrained": "A short answer.", "finetuned": "Another short answer."}
+    for name, alphabet, seed in (("emoji", emoji, 5), ("bidi", bidi, 6)):
+        long_text = _random_text(chars, alphabet, seed)
+        cases[f"prompt_{name}"] = {**short, "text": long_text, "context": "", "target": ".prompt-text"}
+        cases[f"context_{name}"] = {
+            **short, "text": f"Rate these (context_{name}).", "context": long_text, "target": ".context-text"
+        }
+    return cases
 
 
 def _free_port() -> int:
@@ -84,7 +102,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chars", type=int, default=200_000)
+    parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     args = parser.parse_args()
+    cases = _cases(args.chars)
+    if args.cases:
+        unknown = set(args.cases.split(",")) - set(cases)
+        if unknown:
+            parser.error(f"unknown cases: {', '.join(sorted(unknown))} (known: {', '.join(cases)})")
+        cases = {name: case for name, case in cases.items() if name in args.cases.split(",")}
 
     tmp = Path(tempfile.mkdtemp(prefix="evalsite-measure-"))
     env = {
@@ -97,10 +122,9 @@ def main() -> None:
     _manage(env, "migrate", "-v", "0")
     _manage(env, "create_user", "rater", "--role", "annotator", "--password", PASSWORD)
     campaigns = {}
-    for name, (left, right) in _cases(args.chars).items():
+    for name, case in cases.items():
         path = tmp / f"{name}.jsonl"
-        row = {"external_id": name, "task": "relevance", "text": f"Rate these ({name}).",
-               "pretrained": left, "finetuned": right}
+        row = {"external_id": name, "task": "relevance", **{k: v for k, v in case.items() if k != "target"}}
         path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
         job = _manage(env, "import_answers", str(path), "--job", f"job-{name}")
         campaigns[name] = _manage(env, "create_campaign", "--job", job, "--name", name, "--overlap", "1")
@@ -133,6 +157,7 @@ def main() -> None:
             with page.expect_navigation():
                 page.press("#id_password", "Enter")
             for name, campaign in campaigns.items():
+                target = cases[name]["target"]
                 runs: dict[str, list[float]] = {
                     "load_ms": [], "key_ms": [], "relayout_ms": [], "scroll_end_ms": []
                 }
@@ -149,7 +174,7 @@ def main() -> None:
                         raise SystemExit(f"{name}: the key 4 did not score the left answer")
                     runs["relayout_ms"].append(page.evaluate(RELAYOUT_JS))
                     t0 = time.perf_counter()
-                    page.evaluate(SCROLL_END_JS)
+                    page.evaluate(SCROLL_END_JS, target)
                     page.evaluate(FRAME_JS)
                     runs["scroll_end_ms"].append((time.perf_counter() - t0) * 1000)
                 results[name] = {key: round(statistics.median(values), 1) for key, values in runs.items()}
