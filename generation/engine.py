@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .decoding import DEFAULT_BATCH_SIZE, RowSwitchedLoRA, Sampling, decode
+from .decoding import DEFAULT_BATCH_SIZE, RowSwitchedLoRA, Sampling, decode, prefill_rows_for
 from .modeling import BaseModelRef, ModelLoadError, load_base_model, pick_device
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -419,6 +419,7 @@ def generate(
             "pad_id": pad_id,
             "device": entry.device,
             "sampling": sampling,
+            "prefill_rows": prefill_rows_for(entry.device),
         }
         with torch.inference_mode():
             if row_lora is not None:
