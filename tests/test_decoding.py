@@ -218,3 +218,45 @@ def test_both_roles_in_one_batch_give_what_each_role_gives_alone(tiny_peft):
     assert got == [(finetuned if role else pretrained)[p] for p, role in rows]
     # the switch leaves the model as it found it: adapter on for every row again
     assert _one_at_a_time(base_model, prompts[:2], max_new_tokens=12, eos=eos) == finetuned[:2]
+
+
+def _run_bench(*args: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / "bench" / "generation.py"), *args],
+        capture_output=True, text=True, timeout=300, cwd=root, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow  # child processes that import torch and transformers: ~10 s each here
+@pytest.mark.parametrize("mode", ["switch", "merged"])
+def test_the_generation_bench_reports_its_figures_and_the_engine_matches_naive(
+    tiny_llama_dir, tiny_adapter_dir, mode
+):
+    report = _run_bench(
+        "--base", str(tiny_llama_dir), "--adapter", str(tiny_adapter_dir), "--prompts", "5",
+        "--max-new-tokens", "6", "--adapter-mode", mode,
+    )
+    assert report["adapter_mode"] == mode and report["device"] == "cpu" and report["prompts"] == 5
+    assert report["naive_tokens"] == report["engine_tokens"] > 0
+    assert report["matching_answers"] == report["answers"] == 10  # greedy fp32: word for word
+    assert report["naive_tok_s"] > 0 and report["engine_tok_s"] > 0
+    # all three are rounded to 2 decimals
+    assert report["speedup"] == pytest.approx(report["engine_tok_s"] / report["naive_tok_s"], abs=0.011)
+    assert report["model"] == str(tiny_llama_dir) and report["adapter_params"] > 0
+
+
+@pytest.mark.slow
+def test_the_generation_bench_can_skip_the_naive_loop(tiny_llama_dir, tiny_adapter_dir):
+    report = _run_bench(
+        "--base", str(tiny_llama_dir), "--adapter", str(tiny_adapter_dir), "--prompts", "3",
+        "--max-new-tokens", "4", "--naive-prompts", "0",
+    )
+    assert report["naive_tok_s"] is None and report["speedup"] is None and report["naive_prompts"] == 0
+    assert report["engine_tokens"] > 0 and report["engine_tok_s"] > 0
