@@ -105,3 +105,36 @@ def test_a_misconfigured_adapter_mode_fails_the_job_saying_why(tiny_llama_dir, t
     assert job.status == JobStatus.FAILED
     assert "EVALSITE_ADAPTER_MODE must be auto, switch or merged, not 'both'" in job.error
     assert not job.answers.exists()
+
+
+def test_a_dora_adapter_is_not_switched_per_row_and_still_answers_both_roles(
+    tiny_llama_dir, tmp_path, monkeypatch
+):
+    """DoRA is not plain LoRA (`lora_variant`): its rows cannot share a batch through per-row scaling,
+    so the roles run in batches of their own, and the answers are what each role gives alone."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.tiny_models import build_lora_adapter
+
+    dora = build_lora_adapter(tiny_llama_dir, tmp_path / "dora", use_dora=True)
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "switch")
+    entry, answers = _answers(tiny_llama_dir, dora)
+    assert engine._row_switch(entry, [None, "finetuned"]) is None
+    assert any(answers[(n, "pretrained")] != answers[(n, "finetuned")] for n in range(len(PROMPTS)))
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), str(dora))
+    model.eval()
+    for n, text in enumerate(PROMPTS):
+        ids = torch.tensor([engine.encode(entry, text)])
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                eos_token_id=sorted(engine._eos_ids(entry)), pad_token_id=tokenizer.pad_token_id,
+            )
+        new = out[0, ids.shape[1]:].tolist()
+        stop = next((i for i, t in enumerate(new) if t in engine._eos_ids(entry)), None)
+        text_out = tokenizer.decode(new if stop is None else new[:stop], skip_special_tokens=True).strip()
+        assert answers[(n, "finetuned")][0] == text_out

@@ -67,7 +67,9 @@ def build_tiny_llama(folder: Path, *, seed: int = 0, layers: int = 2, hidden: in
     return folder
 
 
-def build_lora_adapter(base_folder: Path, adapter_folder: Path, *, seed: int = 1, r: int = 16) -> Path:
+def build_lora_adapter(
+    base_folder: Path, adapter_folder: Path, *, seed: int = 1, r: int = 16, use_dora: bool = False
+) -> Path:
     """A LoRA adapter with random (non-zero) weights on q/k/v/o, so it visibly changes outputs."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -77,7 +79,7 @@ def build_lora_adapter(base_folder: Path, adapter_folder: Path, *, seed: int = 1
     torch.manual_seed(seed)
     config = LoraConfig(
         r=r, lora_alpha=2 * r, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        init_lora_weights=False, task_type="CAUSAL_LM",
+        init_lora_weights=False, task_type="CAUSAL_LM", use_dora=use_dora,
     )
     peft_model = get_peft_model(base, config)
     peft_model.save_pretrained(str(adapter_folder))
