@@ -26,9 +26,9 @@ Decoding is greedy by default; with `do_sample` it draws from the softmax of the
 `temperature`, restricted to the `top_k` most likely tokens and the smallest set whose probability
 reaches `top_p`, with a generator seeded by the job's seed.
 
-Besides torch it uses transformers' DynamicCache and peft's LoRA Linear layer: the cache's per-layer `keys`/`values` tensors
-([batch, kv_heads, positions, head_dim]) are edited in place, which is transformers 5's layout
-(the version is pinned in pyproject.toml).
+Besides torch it uses transformers' DynamicCache and peft's LoRA Linear layer: the cache's per-layer
+`keys`/`values` tensors ([batch, kv_heads, positions, head_dim]) are edited in place, which is
+transformers 5's layout (the version is pinned in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -74,6 +74,23 @@ def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     while n < limit and all(p[n] == first[n] for p in prompts):
         n += 1
     return n
+
+
+def plan_batches(lengths: Sequence[int], roles: Sequence[Any], size: int) -> list[list[int]]:
+    """Row indices grouped into role-homogeneous groups of at most `size` rows, longest first within
+    each role (roles: an adapter name or None, or a flag). The engine's batches and decode()'s prefill
+    groups are both made this way."""
+    order = sorted(
+        range(len(lengths)),
+        key=lambda i: (roles[i] is not None, "" if roles[i] is None else str(roles[i]), -lengths[i], i),
+    )
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(groups[-1]) < size and roles[groups[-1][0]] == roles[i]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def _pick(logits: Any, sampling: Sampling, generator: Any) -> Any:
@@ -248,13 +265,8 @@ def decode(
         prefixes[flag] = (shared, keys, values)
 
     # prefill the suffixes, per role, longest first, in groups
-    order = sorted(range(n), key=lambda i: (flags[i], -(len(prompts[i]) - prefixes[flags[i]][0]), i))
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and len(groups[-1]) < prefill_rows and flags[groups[-1][0]] == flags[i]:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
+    suffix_lengths = [len(prompts[i]) - prefixes[flags[i]][0] for i in range(n)]
+    groups = plan_batches(suffix_lengths, flags, prefill_rows)
     filled = []  # per group: (rows, prefix length, keys, values, mask, last position, logits)
     for group in groups:
         rows = len(group)

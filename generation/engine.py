@@ -42,7 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .decoding import DEFAULT_BATCH_SIZE, RowSwitchedLoRA, Sampling, decode, prefill_rows_for
+from .decoding import (
+    DEFAULT_BATCH_SIZE,
+    RowSwitchedLoRA,
+    Sampling,
+    decode,
+    plan_batches,
+    prefill_rows_for,
+)
 from .modeling import BaseModelRef, ModelLoadError, load_base_model, pick_device
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -199,13 +206,12 @@ def _merged_copy(entry: LoadedModel, folder: str, name: str) -> Any | None:
 
     from peft import PeftModel
 
-    clone = None
     try:
         clone = copy.deepcopy(entry.model)
         merged = PeftModel.from_pretrained(clone, folder, adapter_name=name, is_trainable=False)
         merged = merged.merge_and_unload()
     except Exception as exc:
-        clone = None
+        clone = merged = None  # let the half-made copy go before freeing memory
         gc.collect()
         if _is_out_of_memory(exc):
             _empty_cuda_cache()
@@ -314,20 +320,6 @@ def encode(entry: LoadedModel, text: str) -> list[int]:
     # (The same rule as fine-tuning, so the adapter sees the input it was trained on.)
     add_special = not getattr(entry.tokenizer, "chat_template", None)
     return list(entry.tokenizer(text, add_special_tokens=add_special)["input_ids"])
-
-
-def plan_batches(lengths: Sequence[int], adapters: Sequence[str | None], batch_size: int) -> list[list[int]]:
-    """Row indices grouped into role-homogeneous batches of similar length (longest first)."""
-    order = sorted(
-        range(len(lengths)), key=lambda i: (adapters[i] is not None, adapters[i] or "", -lengths[i], i)
-    )
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(batches[-1]) < batch_size and adapters[batches[-1][0]] == adapters[i]:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 @contextmanager
