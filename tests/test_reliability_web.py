@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -128,25 +129,32 @@ class Site:
                 self.process.wait(5)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+@contextmanager
+def migrated_database(name: str, var_dir: Path) -> Iterator[dict[str, str]]:
+    """A throwaway, migrated PostgreSQL database on the suite's server; yields the production
+    environment that points at it, and drops the database afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"evalsite_rel_{os.getpid()}"
     with _postgres_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    env = production_env(database_url=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, var_dir=tmp_path)
-    server = None
     try:
+        env = production_env(database_url=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, var_dir=var_dir)
         manage(env, "migrate", "--no-input", "-v", "0")
-        data = query(env, SETUP.format(prompts=PROMPTS, annotators=ANNOTATORS))
-        server = Site(env, _free_port(), tmp_path / "gunicorn.log", data)
-        yield server
+        yield env
     finally:
-        if server is not None:
-            server.stop()
         with _postgres_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with migrated_database(f"evalsite_rel_{os.getpid()}", tmp_path) as env:
+        data = query(env, SETUP.format(prompts=PROMPTS, annotators=ANNOTATORS))
+        server = Site(env, _free_port(), tmp_path / "gunicorn.log", data)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def _stored_ratings(site: Site) -> dict[int, int]:
@@ -319,15 +327,8 @@ def _restart_web_workers(server: Site) -> None:
 def test_with_cache_url_the_login_limit_outlives_the_web_process(tmp_path: Path, redis_url: str):
     """Five failed log-ins, every gunicorn worker killed and replaced, then a sixth: refused when the
     counts live in Redis (CACHE_URL); with each process's own memory the new workers forget them."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"evalsite_rel_login_{os.getpid()}"
-    with _postgres_admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    env = production_env(database_url=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, var_dir=tmp_path)
-    manage(env, "migrate", "--no-input", "-v", "0")
     sixth: dict[str, int] = {}
-    try:
+    with migrated_database(f"evalsite_rel_login_{os.getpid()}", tmp_path) as env:
         for label, extra in (("shared", {"CACHE_URL": redis_url}), ("per_process", {})):
             server = Site({**env, **extra}, _free_port(), tmp_path / f"gunicorn-{label}.log", {})
             try:
@@ -337,8 +338,5 @@ def test_with_cache_url_the_login_limit_outlives_the_web_process(tmp_path: Path,
                 sixth[label] = _failed_login(server.port, user)
             finally:
                 server.stop()
-    finally:
-        with _postgres_admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     figure("login-limit-across-restart", shared_cache=sixth["shared"], per_process_cache=sixth["per_process"])
     assert sixth == {"shared": 429, "per_process": 200}
