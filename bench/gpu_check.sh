@@ -7,7 +7,8 @@
 #
 # Runs bench/generation.py three times and writes each JSON line to $OUT (or bench/results/):
 #   1. merged adapter (the CUDA default), batch 128, naive timed on the first $NAIVE prompts
-#      (one row at a time is slow: 16 prompts x 2 roles x 128 tokens took ~2 minutes at 35 tok/s)
+#      (one row at a time is slow: 16 prompts x 2 roles x 128 tokens is 4,096 tokens, about 2 minutes
+#      at the 35.7 tok/s the naive loop measured on an H200 before)
 #   2. switch mode (adapter switched on/off on one base), batch 128, no naive
 #   3. merged, batch 64, no naive
 # The GPU machine has torch/transformers/peft but not Django (the engine reads Django settings for its
