@@ -308,6 +308,12 @@ def main() -> None:
         "merged on CUDA)",
     )
     parser.add_argument(
+        "--decode-step",
+        choices=["auto", "transformers", "static", "graph"],
+        default=None,
+        help="how the decode loop takes its steps (default: EVALSITE_DECODE_STEP, else auto)",
+    )
+    parser.add_argument(
         "--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on cuda, fp32 on cpu)"
     )
     parser.add_argument(
@@ -318,11 +324,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.adapter_mode:
         os.environ["EVALSITE_ADAPTER_MODE"] = args.adapter_mode
+    if args.decode_step:
+        os.environ["EVALSITE_DECODE_STEP"] = args.decode_step
 
     import peft
     import torch
     import transformers
 
+    from generation.engine import decode_step_mode
     from generation.modeling import pick_device
     from generation.prompting import render_prompt
 
@@ -386,6 +395,7 @@ def main() -> None:
         "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size,
         "adapter_mode": "merged" if entry.merged else "switch",
+        "decode_step": decode_step_mode(entry.device),
         "naive_prompts": naive_count,
         "naive_seconds": round(naive_s, 3),
         "engine_seconds": round(engine_s, 3),

@@ -3,14 +3,19 @@
 # architecture, bf16, 128 prompts x 128 new tokens, engine vs naive.
 #
 #   bash bench/gpu_check.sh                      # on the GPU machine, from the repository root
-#   PROMPTS=4 TOKENS=3 NAIVE=1 bash bench/gpu_check.sh   # a quick smoke run (any machine)
+#   PROMPTS=4 TOKENS=3 NAIVE=1 ROWS=4 bash bench/gpu_check.sh   # a quick smoke run (any machine)
 #
-# Runs bench/generation.py three times and writes each JSON line to $OUT (or bench/results/):
-#   1. merged adapter (the CUDA default), batch 128, naive timed on the first $NAIVE prompts
-#      (one row at a time is slow: 16 prompts x 2 roles x 128 tokens is 4,096 tokens, about 2 minutes
-#      at the 35.7 tok/s the naive loop measured on an H200 before)
-#   2. switch mode (adapter switched on/off on one base), batch 128, no naive
-#   3. merged, batch 64, no naive
+# Writes each run's log and JSON line to $OUT (or bench/results/):
+#   1. engine-merged-graph-b128: the headline. Merged adapter (the CUDA default), decode steps replayed
+#      as CUDA graphs, batch 128, naive timed on the first $NAIVE prompts (one row at a time is slow:
+#      8 prompts x 2 roles x 128 tokens is 2,048 tokens, about 1 minute at the 35.7 tok/s the naive
+#      loop measured on an H200 before)
+#   2. step-modes: bench/step_modes.py, one batch of 128 rows (half with the LoRA switched on per row)
+#      in each decode step mode (transformers, static, graph), with how many rows each agrees with static
+#   3. engine-switch-graph-b128: the adapter switched per row on one base, graph steps
+#   4. engine-merged-static-b128: merged, the static step without graphs (the current default)
+# Not run on a GPU yet. The smoke run line above (PROMPTS=4 TOKENS=3 NAIVE=1 ROWS=4, PYTHON=.venv/bin/python)
+# took 10.6 minutes on 2 AVX2 CPU cores, nearly all of it 1.1B-parameter fp32 prefill.
 # The GPU machine has torch/transformers/peft but not Django (the engine reads Django settings for its
 # model cache folder). Carry wheels for it: on this side, before the device call,
 #   pip download -d .whl --only-binary=:all: --python-version 3.12 \
@@ -21,7 +26,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 PROMPTS=${PROMPTS:-128}
 TOKENS=${TOKENS:-128}
-NAIVE=${NAIVE:-16}
+NAIVE=${NAIVE:-8}
+ROWS=${ROWS:-128}
 DEST=${OUT:-bench/results}
 mkdir -p "$DEST"
 
@@ -41,7 +47,11 @@ run() {  # name, then bench/generation.py arguments
     tail -n 1 "$DEST/$name.log" > "$DEST/$name.json"
 }
 
-run engine-merged-b128 --adapter-mode merged --batch-size 128 --naive-prompts "$NAIVE"
-run engine-switch-b128 --adapter-mode switch --batch-size 128 --naive-prompts 0
-run engine-merged-b64 --adapter-mode merged --batch-size 64 --naive-prompts 0
+run engine-merged-graph-b128 --adapter-mode merged --decode-step graph --batch-size 128 \
+    --naive-prompts "$NAIVE"
+echo "== step-modes"
+"$PY" -P bench/step_modes.py --rows "$ROWS" --tokens "$TOKENS" | tee "$DEST/step-modes.log"
+tail -n 1 "$DEST/step-modes.log" > "$DEST/step-modes.json"
+run engine-switch-graph-b128 --adapter-mode switch --decode-step graph --batch-size 128 --naive-prompts 0
+run engine-merged-static-b128 --adapter-mode merged --decode-step static --batch-size 128 --naive-prompts 0
 echo "figures in $DEST"

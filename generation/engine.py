@@ -44,6 +44,7 @@ from typing import Any
 
 from .decoding import (
     DEFAULT_BATCH_SIZE,
+    STEP_MODES,
     RowSwitchedLoRA,
     Sampling,
     decode,
@@ -136,6 +137,7 @@ def load_base(
     device = pick_device(device or os.environ.get("EVALSITE_DEVICE") or None)
     dtype = _default_dtype(device, dtype or os.environ.get("EVALSITE_DTYPE") or None)
     adapter_mode(device)  # a misconfigured worker fails its jobs at once, saying why
+    decode_step_mode(device)
     key = _cache_key(ref, device, dtype)
     if key in _CACHE:
         return _CACHE[key], LoadInfo(seconds=0.0, from_cache=True)
@@ -193,6 +195,24 @@ def adapter_mode(device: str) -> str:
         return "merged" if device.startswith("cuda") else "switch"
     if mode not in ADAPTER_MODES:
         raise ModelLoadError(f"EVALSITE_ADAPTER_MODE must be auto, switch or merged, not {mode!r}")
+    return mode
+
+
+def decode_step_mode(device: str) -> str:
+    """How decode() takes its steps after the prefill (EVALSITE_DECODE_STEP, default "auto"):
+    "transformers" (the model's own forward with a growing cache), "static" (decoding's hand-written
+    llama step over a preallocated cache), "graph" (that step captured as a CUDA graph and replayed;
+    greedy jobs on CUDA only, "static" otherwise). Models other than llama use "transformers".
+    "auto" is "static": on CPU it was as fast as "transformers" for the demo model and cheaper in host
+    work per step (decoding.py says what was measured); on CUDA, "graph" is expected to be the fast
+    one but has not been measured there yet (bench/gpu_check.sh does)."""
+    mode = (os.environ.get("EVALSITE_DECODE_STEP") or "auto").strip().lower()
+    if mode == "auto":
+        return "static"
+    if mode not in STEP_MODES:
+        raise ModelLoadError(
+            f"EVALSITE_DECODE_STEP must be auto, {', '.join(STEP_MODES)}, not {mode!r}"
+        )
     return mode
 
 
@@ -412,6 +432,7 @@ def generate(
             "device": entry.device,
             "sampling": sampling,
             "prefill_rows": prefill_rows_for(entry.device),
+            "step_mode": decode_step_mode(entry.device),
         }
         with torch.inference_mode():
             if row_lora is not None:

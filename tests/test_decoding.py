@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.decoding import RowSwitchedLoRA, Sampling, decode, shared_prefix_length
+from generation.decoding import STEP_MODES, RowSwitchedLoRA, Sampling, decode, shared_prefix_length
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +73,22 @@ def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
     assert shared_prefix_length([[5, 6, 7]]) == 2
 
 
+@pytest.mark.parametrize("step_mode", STEP_MODES)
 @pytest.mark.parametrize("prefill_rows", [1, 3, 64])
-def test_batched_greedy_decoding_matches_generate_one_prompt_at_a_time(tiny, prefill_rows):
+def test_batched_greedy_decoding_matches_generate_one_prompt_at_a_time(tiny, prefill_rows, step_mode):
     prompts = _prompts(11, shared=9, vocab=tiny.config.vocab_size)
     expected = _one_at_a_time(tiny, prompts, max_new_tokens=12, eos=None)
 
-    got = _decode(tiny, prompts, max_new_tokens=12, eos=set(), prefill_rows=prefill_rows)
+    got = _decode(
+        tiny, prompts, max_new_tokens=12, eos=set(), prefill_rows=prefill_rows, step_mode=step_mode
+    )
 
     assert got == expected
     assert all(len(row) == 12 for row in got)
 
 
-def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny):
+@pytest.mark.parametrize("step_mode", STEP_MODES)
+def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny, step_mode):
     prompts = _prompts(12, shared=6, vocab=tiny.config.vocab_size, seed=5)
     free = _one_at_a_time(tiny, prompts, max_new_tokens=16, eos=None)
     eos = _eos_with_varied_stops(free)
@@ -92,34 +96,40 @@ def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny):
     stop_steps = {len(row) for row in expected}
     assert len(stop_steps) >= 3, "the test needs rows that stop at different steps"
 
-    got = _decode(tiny, prompts, max_new_tokens=16, eos={eos}, prefill_rows=4)
+    got = _decode(tiny, prompts, max_new_tokens=16, eos={eos}, prefill_rows=4, step_mode=step_mode)
 
     assert got == expected
 
 
-def test_prompts_without_a_shared_prefix_and_a_single_prompt(tiny):
+@pytest.mark.parametrize("step_mode", STEP_MODES)
+def test_prompts_without_a_shared_prefix_and_a_single_prompt(tiny, step_mode):
     vocab = tiny.config.vocab_size
     prompts = [[5, 6, 7], [8], [9, 10, 11, 12, 13, 14, 15]]
-    assert _decode(tiny, prompts, max_new_tokens=5, eos=set()) == _one_at_a_time(
+    assert _decode(tiny, prompts, max_new_tokens=5, eos=set(), step_mode=step_mode) == _one_at_a_time(
         tiny, prompts, max_new_tokens=5, eos=None
     )
     single = _prompts(1, shared=0, vocab=vocab)
-    assert _decode(tiny, single, max_new_tokens=7, eos=set()) == _one_at_a_time(
+    assert _decode(tiny, single, max_new_tokens=7, eos=set(), step_mode=step_mode) == _one_at_a_time(
         tiny, single, max_new_tokens=7, eos=None
+    )
+    assert _decode(tiny, single, max_new_tokens=1, eos=set(), step_mode=step_mode) == _one_at_a_time(
+        tiny, single, max_new_tokens=1, eos=None
     )
 
 
-def test_sampling_repeats_with_its_seed_and_top_k_1_is_greedy(tiny):
+@pytest.mark.parametrize("step_mode", STEP_MODES)
+def test_sampling_repeats_with_its_seed_and_top_k_1_is_greedy(tiny, step_mode):
     prompts = _prompts(6, shared=4, vocab=tiny.config.vocab_size)
     greedy = _decode(tiny, prompts, max_new_tokens=10, eos=set())
     hot = Sampling(do_sample=True, temperature=5.0, seed=11)
 
-    first = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=hot)
-    again = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=hot)
+    first = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=hot, step_mode=step_mode)
+    again = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=hot, step_mode=step_mode)
     other_seed = Sampling(do_sample=True, temperature=5.0, seed=12)
-    other = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=other_seed)
+    other = _decode(tiny, prompts, max_new_tokens=10, eos=set(), sampling=other_seed, step_mode=step_mode)
     top1 = _decode(
-        tiny, prompts, max_new_tokens=10, eos=set(), sampling=Sampling(do_sample=True, top_k=1, seed=11)
+        tiny, prompts, max_new_tokens=10, eos=set(), sampling=Sampling(do_sample=True, top_k=1, seed=11),
+        step_mode=step_mode,
     )
 
     assert first == again
@@ -138,6 +148,8 @@ def test_a_tiny_top_p_keeps_only_the_most_likely_token(tiny):
 
 
 def test_bad_input_is_refused(tiny):
+    with pytest.raises(ValueError, match="step_mode must be one of transformers, static, graph"):
+        _decode(tiny, [[1, 2]], max_new_tokens=3, eos=set(), step_mode="fast")
     with pytest.raises(ValueError, match="no tokens"):
         _decode(tiny, [[1, 2], []], max_new_tokens=3, eos=set())
     with pytest.raises(ValueError, match="max_new_tokens"):
@@ -155,14 +167,15 @@ def _eos_with_varied_stops(outputs: list[list[int]]) -> int:
     return max(first_steps, key=lambda t: len(first_steps[t]))
 
 
-def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny):
+@pytest.mark.parametrize("step_mode", ["transformers", "static"])
+def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny, step_mode):
     import time
 
     rng = random.Random(8)
     prompts = [[7, 8, 9] + [rng.randrange(3, tiny.config.vocab_size) for _ in range(6)] for _ in range(10)]
     eos = _eos_with_varied_stops(_one_at_a_time(tiny, prompts, max_new_tokens=20, eos=None))
     started = time.perf_counter()
-    rows = _decoded(tiny, prompts, max_new_tokens=20, eos={eos}, prefill_rows=10)
+    rows = _decoded(tiny, prompts, max_new_tokens=20, eos={eos}, prefill_rows=10, step_mode=step_mode)
     wall = time.perf_counter() - started
 
     assert sum(r.seconds for r in rows) == pytest.approx(wall, rel=0.05)
@@ -188,7 +201,8 @@ def tiny_peft(tiny_llama_dir: Path, tiny_adapter_dir: Path):
     return model
 
 
-def test_both_roles_in_one_batch_give_what_each_role_gives_alone(tiny_peft):
+@pytest.mark.parametrize("step_mode", STEP_MODES)
+def test_both_roles_in_one_batch_give_what_each_role_gives_alone(tiny_peft, step_mode):
     vocab = tiny_peft.get_base_model().config.vocab_size
     prompts = _prompts(7, shared=8, vocab=vocab, seed=4)
     base_model = tiny_peft.get_base_model()
@@ -213,6 +227,7 @@ def test_both_roles_in_one_batch_give_what_each_role_gives_alone(tiny_peft):
         prefill_rows=3,
         adapter_rows=[role for _, role in rows],
         row_lora=switch,
+        step_mode=step_mode,
     )
 
     assert got == [(finetuned if role else pretrained)[p] for p, role in rows]

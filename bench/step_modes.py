@@ -1,0 +1,142 @@
+"""The decode loop's step modes side by side on one batch: transformers, static, graph.
+
+    .venv/bin/python -P bench/step_modes.py --tiny               # a tiny random llama, CPU (smoke run)
+    python3 -P bench/step_modes.py                               # random TinyLlama-1.1B shape, GPU
+
+One model, one batch of `--rows` random-token prompts (half of them with the random LoRA switched on
+per row, as the worker's "switch" adapter mode runs a chunk's two roles), `--tokens` new tokens each,
+no end-of-sequence (every row runs every step). Each mode is timed `--repeats` times after an
+untimed warm-up; `rows_equal_to_static` counts rows whose tokens equal the static mode's (greedy: the
+modes do the same arithmetic, graph replays static's step). Prints progress, then one JSON line.
+It never asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
+os.environ.setdefault("DEBUG", "1")
+
+
+def _bench_generation() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_generation", ROOT / "bench" / "generation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def tiny_model(device: str) -> Any:
+    """A 4-layer random llama with a random LoRA attached (CPU smoke runs)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=8,
+        num_key_value_heads=2, max_position_embeddings=1024,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(device).eval()
+    return _bench_generation().random_lora(model).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=128)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--tiny", action="store_true", help="a tiny random llama instead of TinyLlama-1.1B")
+    args = parser.parse_args()
+    os.environ["EVALSITE_ADAPTER_MODE"] = "switch"
+
+    import peft
+    import torch
+    import transformers
+
+    from generation.decoding import STEP_MODES, RowSwitchedLoRA, decode, prefill_rows_for
+    from generation.modeling import pick_device
+
+    device = pick_device(args.device)
+    if args.tiny:
+        model, label = tiny_model(device), "tiny random llama (4 layers, 64 wide)"
+    else:
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        entry, _ = _bench_generation().build_random_tinyllama(device, dtype)
+        model, label = entry.model, f"random TinyLlama-1.1B architecture ({dtype})"
+    vocab = model.get_base_model().config.vocab_size
+    rng = random.Random(0)
+    prompts = [[1] + [rng.randrange(3, vocab) for _ in range(rng.randint(16, 160))] for _ in range(args.rows)]
+    lora_rows = [r % 2 == 1 for r in range(args.rows)]
+    switch = RowSwitchedLoRA(model, "finetuned")
+    model.set_adapter("finetuned")
+    base = model.get_base_model()
+
+    def run(mode: str, rows: int, tokens: int) -> tuple[float, list[list[int]]]:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = decode(
+                base, prompts[:rows], max_new_tokens=tokens, eos_ids=set(), pad_id=0, device=device,
+                prefill_rows=prefill_rows_for(device), adapter_rows=lora_rows[:rows], row_lora=switch,
+                step_mode=mode,
+            )
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - started, [o.tokens for o in out]
+
+    modes: dict[str, Any] = {}
+    answers: dict[str, list[list[int]]] = {}
+    for mode in STEP_MODES:
+        run(mode, min(4, args.rows), 4)  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            seconds, tokens = run(mode, args.rows, args.tokens)
+            times.append(round(seconds, 3))
+            answers[mode] = tokens
+        best = min(times)
+        modes[mode] = {"seconds": times, "tok_s": round(args.rows * args.tokens / best, 1)}
+        log(f"{mode}: {times} s, {modes[mode]['tok_s']} tok/s (best run)")
+    for mode in STEP_MODES:
+        modes[mode]["rows_equal_to_static"] = sum(
+            a == b for a, b in zip(answers[mode], answers["static"], strict=True)
+        )
+    print(
+        json.dumps(
+            {
+                "model": label,
+                "device": device,
+                "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(),
+                "rows": args.rows,
+                "lora_rows": sum(lora_rows),
+                "new_tokens": args.tokens,
+                "prefill_rows": prefill_rows_for(device),
+                "modes": modes,
+                "versions": {
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "peft": peft.__version__,
+                },
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
