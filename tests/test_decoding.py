@@ -189,6 +189,21 @@ def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny, s
             assert shorter.seconds < longer.seconds
 
 
+def test_graph_steps_charge_every_row_alike_for_the_steps_and_the_shares_add_up(tiny):
+    """The graph loop computes every row at every step (its shapes are fixed), so after the prefill
+    each row is charged the same; rows still pay their own prefill group."""
+    import time
+
+    prompts = [[7, 8, 9, 10, 11, 12] for _ in range(6)]
+    eos = _eos_with_varied_stops(_one_at_a_time(tiny, prompts[:1], max_new_tokens=9, eos=None))
+    started = time.perf_counter()
+    rows = _decoded(tiny, prompts, max_new_tokens=9, eos={eos}, prefill_rows=6, step_mode="graph")
+    wall = time.perf_counter() - started
+
+    assert sum(r.seconds for r in rows) == pytest.approx(wall, rel=0.05)
+    assert all(r.seconds == pytest.approx(rows[0].seconds, rel=1e-6) for r in rows)
+
+
 @pytest.fixture(scope="module")
 def tiny_peft(tiny_llama_dir: Path, tiny_adapter_dir: Path):
     import torch
