@@ -6,7 +6,8 @@
 One model, one batch of `--rows` random-token prompts (half of them with the random LoRA switched on
 per row, as the worker's "switch" adapter mode runs a chunk's two roles), `--tokens` new tokens each,
 no end-of-sequence (every row runs every step). Each mode is timed `--repeats` times after an
-untimed warm-up; `rows_equal_to_static` counts rows whose tokens equal the static mode's (greedy: the
+untimed warm-up; `step_ms` is the best full run less the best one-token run (the prefill), per step
+after the first token. `rows_equal_to_static` counts rows whose tokens equal the static mode's (greedy: the
 modes do the same arithmetic, graph replays static's step). Prints progress, then one JSON line.
 It never asserts a time.
 """
@@ -41,14 +42,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def tiny_model(device: str) -> Any:
-    """A 4-layer random llama with a random LoRA attached (CPU smoke runs)."""
+def tiny_model(device: str, layers: int, width: int) -> Any:
+    """A small random llama (TinyLlama's 32 query and 4 key/value heads) with a random LoRA attached:
+    with few rows and a narrow width its steps measure the host work per step (CPU runs)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=8,
-        num_key_value_heads=2, max_position_embeddings=1024,
+        vocab_size=512, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+        num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=1024,
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(device).eval()
@@ -61,7 +63,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--tiny", action="store_true", help="a tiny random llama instead of TinyLlama-1.1B")
+    parser.add_argument("--tiny", action="store_true", help="a small random llama instead of TinyLlama-1.1B")
+    parser.add_argument("--layers", type=int, default=4, help="with --tiny (TinyLlama has 22)")
+    parser.add_argument("--width", type=int, default=256, help="with --tiny: hidden size")
     args = parser.parse_args()
     os.environ["EVALSITE_ADAPTER_MODE"] = "switch"
 
@@ -74,7 +78,8 @@ def main() -> None:
 
     device = pick_device(args.device)
     if args.tiny:
-        model, label = tiny_model(device), "tiny random llama (4 layers, 64 wide)"
+        model = tiny_model(device, args.layers, args.width)
+        label = f"small random llama ({args.layers} layers, {args.width} wide, 32/4 heads)"
     else:
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
         entry, _ = _bench_generation().build_random_tinyllama(device, dtype)
@@ -103,14 +108,20 @@ def main() -> None:
     answers: dict[str, list[list[int]]] = {}
     for mode in STEP_MODES:
         run(mode, min(4, args.rows), 4)  # warm-up
-        times = []
+        times, prefill = [], []
         for _ in range(args.repeats):
+            prefill.append(run(mode, args.rows, 1)[0])
             seconds, tokens = run(mode, args.rows, args.tokens)
             times.append(round(seconds, 3))
             answers[mode] = tokens
         best = min(times)
-        modes[mode] = {"seconds": times, "tok_s": round(args.rows * args.tokens / best, 1)}
-        log(f"{mode}: {times} s, {modes[mode]['tok_s']} tok/s (best run)")
+        modes[mode] = {
+            "seconds": times,
+            "tok_s": round(args.rows * args.tokens / best, 1),
+            # (best full run - best one-token run) / the steps after the first token
+            "step_ms": round((best - min(prefill)) / max(args.tokens - 1, 1) * 1000, 2),
+        }
+        log(f"{mode}: {times} s, {modes[mode]['tok_s']} tok/s, {modes[mode]['step_ms']} ms/step (best runs)")
     for mode in STEP_MODES:
         modes[mode]["rows_equal_to_static"] = sum(
             a == b for a, b in zip(answers[mode], answers["static"], strict=True)

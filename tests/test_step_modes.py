@@ -138,3 +138,26 @@ def test_the_static_step_covers_llama_with_fixed_rotary_frequencies_only(tiny_ll
         num_key_value_heads=2, rope_scaling={"rope_type": "dynamic", "factor": 2.0},
     )
     assert not static_step.supports(LlamaForCausalLM(dynamic))
+
+
+@pytest.mark.slow  # a child process that imports torch and transformers
+def test_the_step_modes_bench_reports_every_mode_and_they_agree():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-P", str(root / "bench" / "step_modes.py"), "--tiny", "--layers", "2",
+         "--width", "64", "--rows", "6", "--tokens", "5", "--repeats", "1"],
+        capture_output=True, text=True, timeout=300, cwd=root, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["device"] == "cpu" and report["rows"] == 6 and report["lora_rows"] == 3
+    assert set(report["modes"]) == set(STEP_MODES)
+    for figures in report["modes"].values():
+        assert figures["rows_equal_to_static"] == 6
+        assert figures["tok_s"] > 0 and len(figures["seconds"]) == 1
+        assert isinstance(figures["step_ms"], float)  # a difference of two timings: noise can flip it
