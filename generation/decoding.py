@@ -23,10 +23,10 @@ does not, each measured on the demo model (see the README's performance section)
 5. **Static steps** (`step_mode`, see static_step.py). After the prefill, the steps can run through a
    hand-written llama step over a preallocated KV cache instead of the transformers forward (no
    per-step cache concatenation or mask building), and on CUDA as replays of one captured graph.
-   Tiny 22-layer llama on 2 CPU cores, the per-step cost of the host work alone (4 rows): 35-37 ms
-   through transformers, 29-31 ms static; at 128 rows 154-155 against 141-144 ms. The demo model's
-   bench is compute-bound here and shows no difference beyond its noise (44-49 tok/s either way on
-   this session's AVX2 machine).
+   `bench/step_modes.py --tiny --layers 22 --width 256` (TinyLlama's depth and heads, narrow, so
+   mostly host work; 2 AVX2 CPU cores): a step at 4 rows 49.3 ms through transformers, 43.8 ms
+   static; at 128 rows 204.8 against 171.8 ms. The demo model's bench is compute-bound on that
+   machine and shows no difference beyond its noise (44-49 tok/s either way).
 
 Each row is charged an equal share of every forward pass it took part in (`Decoded.seconds`).
 
