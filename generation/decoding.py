@@ -127,6 +127,15 @@ def _pick(logits: Any, sampling: Sampling, generator: Any) -> Any:
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _cache_argument(model: Any) -> str:
+    """The name the model's forward takes its KV cache by: `cache` from transformers 5.2x on (which
+    still accepts `past_key_values` with a deprecation warning), `past_key_values` before (5.17, the
+    GPU machine's version, would silently ignore `cache=` and decode without a cache)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _new_cache(model: Any, keys: list[Any], values: list[Any]) -> Any:
     from transformers import DynamicCache
 
@@ -253,6 +262,7 @@ def decode(
     def roles(rows: Sequence[int]) -> Any:
         return row_lora.rows([flags[i] for i in rows]) if row_lora is not None else nullcontext()
 
+    cache_argument = _cache_argument(model)
     seconds = [0.0] * n
     clock = time.perf_counter()
 
@@ -280,7 +290,7 @@ def decode(
             cache = DynamicCache(config=model.config)
             prefix = torch.tensor([list(prompts[rows[0]][:shared])], dtype=torch.long, device=device)
             with roles(rows[:1]):
-                model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
+                model(input_ids=prefix, use_cache=True, logits_to_keep=1, **{cache_argument: cache})
             keys = [layer.keys for layer in cache.layers]
             values = [layer.values for layer in cache.layers]
             charge(rows)
@@ -315,8 +325,8 @@ def decode(
             cache = DynamicCache(config=model.config)
         with roles(group):
             out = model(
-                input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, use_cache=True,
-                logits_to_keep=1,
+                input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True,
+                logits_to_keep=1, **{cache_argument: cache},
             )
         keys = [layer.keys for layer in cache.layers]
         values = [layer.values for layer in cache.layers]
@@ -391,7 +401,7 @@ def decode(
         with roles(live):
             out = model(
                 input_ids=token[:, None], attention_mask=attention, position_ids=position[:, None],
-                cache=cache, use_cache=True,
+                use_cache=True, **{cache_argument: cache},
             )
         token = _pick(out.logits[:, -1], sampling, generator)
     return [Decoded(tokens=outputs[i], seconds=seconds[i]) for i in range(n)]

@@ -290,3 +290,20 @@ def test_the_generation_bench_can_skip_the_naive_loop(tiny_llama_dir, tiny_adapt
     )
     assert report["naive_tok_s"] is None and report["speedup"] is None and report["naive_prompts"] == 0
     assert report["engine_tokens"] > 0 and report["engine_tok_s"] > 0
+
+
+def test_the_cache_goes_by_the_name_the_models_forward_takes(tiny):
+    """transformers 5.2x takes `cache=` (and still accepts `past_key_values=`); 5.17, the GPU machine's,
+    takes only `past_key_values=` and would swallow `cache=` into **kwargs, decoding without a cache."""
+    import inspect
+
+    import torch
+
+    from generation.decoding import _cache_argument
+
+    class Older(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs):
+            return input_ids
+
+    assert _cache_argument(tiny) in inspect.signature(tiny.forward).parameters
+    assert _cache_argument(Older()) == "past_key_values"
