@@ -131,7 +131,9 @@ def main() -> None:
             {
                 "model": label,
                 "device": device,
-                "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(),
+                "device_name": (
+                    torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor()
+                ),
                 "rows": args.rows,
                 "lora_rows": sum(lora_rows),
                 "new_tokens": args.tokens,

@@ -202,10 +202,11 @@ def decode_step_mode(device: str) -> str:
     """How decode() takes its steps after the prefill (EVALSITE_DECODE_STEP, default "auto"):
     "transformers" (the model's own forward with a growing cache), "static" (decoding's hand-written
     llama step over a preallocated cache), "graph" (that step captured as a CUDA graph and replayed;
-    greedy jobs on CUDA only, "static" otherwise). Models other than llama use "transformers".
-    "auto" is "static": on CPU it was as fast as "transformers" for the demo model and cheaper in host
-    work per step (decoding.py says what was measured); on CUDA, "graph" is expected to be the fast
-    one but has not been measured there yet (bench/gpu_check.sh does)."""
+    greedy jobs only, sampling runs "static"; on a CPU the same fixed-shape loop runs without a
+    graph). Models other than llama use "transformers".
+    "auto" is "static" on every device: on CPU it was as fast as "transformers" for the demo model
+    and cheaper in host work per step (decoding.py says what was measured); on CUDA, "graph" is
+    expected to be the fast one but has not been measured there yet (bench/gpu_check.sh does)."""
     mode = (os.environ.get("EVALSITE_DECODE_STEP") or "auto").strip().lower()
     if mode == "auto":
         return "static"
