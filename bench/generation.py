@@ -331,6 +331,7 @@ def main() -> None:
     import torch
     import transformers
 
+    from generation import static_step
     from generation.engine import decode_step_mode
     from generation.modeling import pick_device
     from generation.prompting import render_prompt
@@ -396,6 +397,8 @@ def main() -> None:
         "batch_size": args.batch_size,
         "adapter_mode": "merged" if entry.merged else "switch",
         "decode_step": decode_step_mode(entry.device),
+        # CUDA graphs captured / captures that failed and ran eagerly (both 0 off CUDA)
+        "cuda_graphs": dict(static_step.GRAPH_COUNTS),
         "naive_prompts": naive_count,
         "naive_seconds": round(naive_s, 3),
         "engine_seconds": round(engine_s, 3),

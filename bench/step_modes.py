@@ -73,6 +73,7 @@ def main() -> None:
     import torch
     import transformers
 
+    from generation import static_step
     from generation.decoding import STEP_MODES, RowSwitchedLoRA, decode, prefill_rows_for
     from generation.modeling import pick_device
 
@@ -116,6 +117,7 @@ def main() -> None:
             answers[mode] = tokens
         best = min(times)
         modes[mode] = {
+            "cuda_graphs": dict(static_step.GRAPH_COUNTS) if mode == "graph" else None,
             "seconds": times,
             "tok_s": round(args.rows * args.tokens / best, 1),
             # (best full run - best one-token run) / the steps after the first token

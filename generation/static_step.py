@@ -27,6 +27,10 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+# CUDA graphs captured and captures that failed (and ran eagerly instead) in this process, so a
+# benchmark can say whether its "graph" figures came from graphs
+GRAPH_COUNTS = {"captured": 0, "failed": 0}
+
 # rotary embedding types whose frequencies are fixed at load (dynamic/longrope ones change with length)
 _STATIC_ROPE = {"default", "linear", "llama3"}
 
@@ -173,9 +177,11 @@ class GreedySteps:
             with torch.cuda.graph(graph):
                 self._body()
             self.graph = graph
+            GRAPH_COUNTS["captured"] += 1
         except RuntimeError as exc:  # a model whose step cannot be captured still answers, eagerly
             torch.cuda.synchronize()
             logger.warning("CUDA graph capture failed, decoding this batch without it: %s", exc)
+            GRAPH_COUNTS["failed"] += 1
             self.graph = None
         self._restore(saved)
 

@@ -280,6 +280,7 @@ def test_the_generation_bench_reports_its_figures_and_the_engine_matches_naive(
     # all three are rounded to 2 decimals
     assert report["speedup"] == pytest.approx(report["engine_tok_s"] / report["naive_tok_s"], abs=0.011)
     assert report["model"] == str(tiny_llama_dir) and report["adapter_params"] > 0
+    assert report["decode_step"] == "static" and report["cuda_graphs"] == {"captured": 0, "failed": 0}
 
 
 @pytest.mark.slow
