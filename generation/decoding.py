@@ -362,62 +362,22 @@ def decode(
 
     outputs: list[list[int]] = [[] for _ in range(n)]
     token = _pick(first_logits, sampling, generator)
-    if step_mode != "transformers":
-        keys = [layer.keys for layer in cache.layers]
-        values = [layer.values for layer in cache.layers]
-        del cache
-        run = _graph_steps if step_mode == "graph" else _static_steps
-        run(
-            model, keys, values, attention, position, token, live, outputs,
-            max_new_tokens=max_new_tokens, eos=eos, device=device, sampling=sampling, generator=generator,
-            roles=roles, charge=charge,
+    if step_mode == "transformers":
+        steps: Any = _DynamicSteps(model, cache, attention, cache_argument)
+    else:
+        step = static_step.StaticStep(model, len(live), attention.shape[1] + max_new_tokens, device)
+        filled = step.load(
+            [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers], attention
         )
-        return [Decoded(tokens=outputs[i], seconds=seconds[i]) for i in range(n)]
-    for step in range(max_new_tokens):
-        for i, t in zip(live, token.tolist(), strict=True):
-            outputs[i].append(t)
-        charge(live)
-        if step == max_new_tokens - 1:
-            break
-        finished = torch.isin(token, eos)
-        if bool(finished.any()):
-            keep = (~finished).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            kept = keep.tolist()
-            live = [live[r] for r in kept]
-            token, position, attention = token[keep], position[keep], attention[keep]
-            columns = attention.any(0)
-            column_index = None if bool(columns.all()) else columns.nonzero().squeeze(1)
-            for layer in cache.layers:
-                layer.keys, layer.values = layer.keys[keep], layer.values[keep]
-                if column_index is not None:
-                    layer.keys = layer.keys.index_select(2, column_index)
-                    layer.values = layer.values.index_select(2, column_index)
-            if column_index is not None:
-                attention = attention[:, column_index]
-        attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], 1)
-        position = position + 1
-        with roles(live):
-            out = model(
-                input_ids=token[:, None], attention_mask=attention, position_ids=position[:, None],
-                use_cache=True, **{cache_argument: cache},
+        del cache
+        if step_mode == "graph":
+            _graph_steps(
+                step, filled, position, token, live, outputs,
+                max_new_tokens=max_new_tokens, eos=eos, device=device, roles=roles, charge=charge,
             )
-        token = _pick(out.logits[:, -1], sampling, generator)
-    return [Decoded(tokens=outputs[i], seconds=seconds[i]) for i in range(n)]
+            return [Decoded(tokens=outputs[i], seconds=seconds[i]) for i in range(n)]
+        steps = _StaticSteps(step, filled, device)
 
-
-def _static_steps(
-    model: Any, keys: list[Any], values: list[Any], attention: Any, position: Any, token: Any,
-    live: list[int], outputs: list[list[int]], *, max_new_tokens: int, eos: Any, device: str,
-    sampling: Sampling, generator: Any, roles: Any, charge: Any,
-) -> None:
-    """decode()'s steps over a static cache (static_step.StaticStep), eager: finished rows leave."""
-    import torch
-
-    step = static_step.StaticStep(model, len(live), attention.shape[1] + max_new_tokens, device)
-    filled = step.load(keys, values, attention)
-    del keys, values
     for index in range(max_new_tokens):
         for i, t in zip(live, token.tolist(), strict=True):
             outputs[i].append(t)
@@ -431,12 +391,62 @@ def _static_steps(
                 break
             live = [live[r] for r in keep.tolist()]
             token, position = token[keep], position[keep]
-            step.keep(keep)
+            steps.keep(keep)
         position = position + 1
-        column = torch.tensor([filled + index], dtype=torch.long, device=device)
         with roles(live):
-            logits = step.step(token, position, column, upto=filled + index + 1)
+            logits = steps.step(token, position)
         token = _pick(logits, sampling, generator)
+    return [Decoded(tokens=outputs[i], seconds=seconds[i]) for i in range(n)]
+
+
+class _DynamicSteps:
+    """Steps through the model's own forward; its DynamicCache grows a column per step."""
+
+    def __init__(self, model: Any, cache: Any, attention: Any, cache_argument: str) -> None:
+        self.model, self.cache, self.attention = model, cache, attention
+        self.cache_argument = cache_argument
+
+    def keep(self, rows: Any) -> None:
+        """Keep only `rows` (an index tensor), and drop the cache columns none of them attends to."""
+        self.attention = self.attention[rows]
+        columns = self.attention.any(0)
+        column_index = None if bool(columns.all()) else columns.nonzero().squeeze(1)
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[rows], layer.values[rows]
+            if column_index is not None:
+                layer.keys = layer.keys.index_select(2, column_index)
+                layer.values = layer.values.index_select(2, column_index)
+        if column_index is not None:
+            self.attention = self.attention[:, column_index]
+
+    def step(self, token: Any, position: Any) -> Any:
+        import torch
+
+        new_column = self.attention.new_ones((self.attention.shape[0], 1))
+        self.attention = torch.cat([self.attention, new_column], 1)
+        out = self.model(
+            input_ids=token[:, None], attention_mask=self.attention, position_ids=position[:, None],
+            use_cache=True, **{self.cache_argument: self.cache},
+        )
+        return out.logits[:, -1]
+
+
+class _StaticSteps:
+    """Steps through static_step's hand-written step, eagerly: column by column after the `filled`
+    prefill columns, attending only to the columns written so far."""
+
+    def __init__(self, step: Any, filled: int, device: str) -> None:
+        self.step_, self.next_column, self.device = step, filled, device
+
+    def keep(self, rows: Any) -> None:
+        self.step_.keep(rows)
+
+    def step(self, token: Any, position: Any) -> Any:
+        import torch
+
+        column = torch.tensor([self.next_column], dtype=torch.long, device=self.device)
+        self.next_column += 1
+        return self.step_.step(token, position, column, upto=self.next_column)
 
 
 # how many graph replays run between checks that every row has stopped
@@ -444,19 +454,16 @@ _GRAPH_CHECK_EVERY = 8
 
 
 def _graph_steps(
-    model: Any, keys: list[Any], values: list[Any], attention: Any, position: Any, token: Any,
-    live: list[int], outputs: list[list[int]], *, max_new_tokens: int, eos: Any, device: str,
-    sampling: Sampling, generator: Any, roles: Any, charge: Any,
+    step: Any, filled: int, position: Any, token: Any, live: list[int], outputs: list[list[int]], *,
+    max_new_tokens: int, eos: Any, device: str, roles: Any, charge: Any,
 ) -> None:
-    """decode()'s steps as replays of one CUDA graph (greedy only; on a CPU, the same loop without a
-    graph). Rows are not dropped (the graph's shapes are fixed): a finished row keeps being computed,
-    its tokens after end-of-sequence are discarded, and every row is charged an equal share of the
-    steps' time. Every `_GRAPH_CHECK_EVERY` steps the host checks whether all rows have stopped."""
+    """decode()'s steps as replays of one CUDA graph of `step` (a loaded static_step.StaticStep;
+    greedy only; on a CPU, the same loop without a graph). Rows are not dropped (the graph's shapes
+    are fixed): a finished row keeps being computed, its tokens after end-of-sequence are discarded,
+    and every row is charged an equal share of the steps' time. Every `_GRAPH_CHECK_EVERY` steps the
+    host checks whether all rows have stopped."""
     import torch
 
-    step = static_step.StaticStep(model, len(live), attention.shape[1] + max_new_tokens, device)
-    filled = step.load(keys, values, attention)
-    del keys, values
     token = token.clone()
     next_position = (position + 1).clone()
     column = torch.tensor([filled], dtype=torch.long, device=device)
