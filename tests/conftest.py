@@ -62,6 +62,16 @@ def tiny_adapter_dir(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFact
     return build_lora_adapter(tiny_llama_dir, tmp_path_factory.mktemp("tiny-adapter"))
 
 
+@pytest.fixture
+def fresh_engine_cache():
+    """The worker's module-level model cache, empty before and after the test."""
+    from generation import engine
+
+    engine._CACHE.clear()
+    yield
+    engine._CACHE.clear()
+
+
 def _make_user(username: str, role: str):
     from annotations.models import User
 

@@ -8,55 +8,31 @@ from __future__ import annotations
 import pytest
 
 from generation import engine
-from generation.modeling import ModelLoadError, resolve_base
+from generation.modeling import ModelLoadError
 from generation.models import JobStatus, ModelLoadAttempt
 from generation.services import job_create
-from tests.generation_fixtures import make_dataset, run_job_here
+from tests.generation_fixtures import ENGINE_PROMPTS, engine_answers, make_dataset, run_job_here
 
-PROMPTS = [
-    "What is the sentiment of this review? The blender is loud and broke after a week.",
-    "Would you recommend it? The tent leaks in the rain.",
-    "Which features does the reviewer mention? Light, quiet and cheap.",
-    "Is the battery good?",
-]
-
-
-@pytest.fixture(autouse=True)
-def fresh_engine_cache():
-    engine._CACHE.clear()
-    yield
-    engine._CACHE.clear()
-
-
-def _answers(base_dir, adapter_dir) -> tuple[engine.LoadedModel, dict]:
-    entry, _ = engine.load_base(resolve_base(str(base_dir), ""), device="cpu")
-    name, _ = engine.load_adapter(entry, str(adapter_dir))
-    requests = [
-        engine.Request(key=(n, role), prompt_text=text, adapter=name if role == "finetuned" else None)
-        for n, text in enumerate(PROMPTS)
-        for role in ("pretrained", "finetuned")
-    ]
-    texts = {}
-    for results in engine.generate(entry, requests, max_new_tokens=12, batch_size=3):
-        texts.update({r.key: (r.text, r.output_tokens) for r in results})
-    return entry, texts
+pytestmark = pytest.mark.usefixtures("fresh_engine_cache")
 
 
 def _has_lora(model) -> bool:
     return any(hasattr(m, "lora_A") for m in model.modules())
 
 
-def test_merged_and_switched_adapters_give_the_same_answers(tiny_llama_dir, tiny_adapter_dir, monkeypatch):
+def test_merged_and_switched_adapters_give_the_same_answers(
+    tiny_llama_dir, tiny_adapter_dir, monkeypatch
+):
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "switch")
-    switched_entry, switched = _answers(tiny_llama_dir, tiny_adapter_dir)
+    switched_entry, switched = engine_answers(tiny_llama_dir, tiny_adapter_dir)
     assert switched_entry.is_peft and not switched_entry.merged
     engine._CACHE.clear()
 
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "merged")
-    merged_entry, merged = _answers(tiny_llama_dir, tiny_adapter_dir)
+    merged_entry, merged = engine_answers(tiny_llama_dir, tiny_adapter_dir)
 
     assert merged == switched
-    assert any(merged[(n, "pretrained")] != merged[(n, "finetuned")] for n in range(len(PROMPTS)))
+    assert any(merged[(n, "pretrained")] != merged[(n, "finetuned")] for n, _ in enumerate(ENGINE_PROMPTS))
     # the base stays plain; the fine-tuned role is a separate model with no LoRA layers left in it
     assert not merged_entry.is_peft and not _has_lora(merged_entry.model)
     assert set(merged_entry.merged) == {"finetuned"} and not _has_lora(merged_entry.merged["finetuned"])
@@ -120,14 +96,14 @@ def test_a_dora_adapter_is_not_switched_per_row_and_still_answers_both_roles(
 
     dora = build_lora_adapter(tiny_llama_dir, tmp_path / "dora", use_dora=True)
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "switch")
-    entry, answers = _answers(tiny_llama_dir, dora)
+    entry, answers = engine_answers(tiny_llama_dir, dora)
     assert engine._row_switch(entry, [None, "finetuned"]) is None
-    assert any(answers[(n, "pretrained")] != answers[(n, "finetuned")] for n in range(len(PROMPTS)))
+    assert any(answers[(n, "pretrained")] != answers[(n, "finetuned")] for n, _ in enumerate(ENGINE_PROMPTS))
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), str(dora))
     model.eval()
-    for n, text in enumerate(PROMPTS):
+    for n, text in enumerate(ENGINE_PROMPTS):
         ids = torch.tensor([engine.encode(entry, text)])
         with torch.inference_mode():
             out = model.generate(

@@ -11,39 +11,12 @@ import pytest
 
 from generation import engine, static_step
 from generation.decoding import STEP_MODES, decode
-from generation.modeling import ModelLoadError, resolve_base
+from generation.modeling import ModelLoadError
 from generation.models import JobStatus
 from generation.services import job_create
-from tests.generation_fixtures import make_dataset, run_job_here
+from tests.generation_fixtures import ENGINE_PROMPTS, engine_answers, make_dataset, run_job_here
 
-PROMPTS = [
-    "What is the sentiment of this review? The blender is loud and broke after a week.",
-    "Would you recommend it? The tent leaks in the rain.",
-    "Which features does the reviewer mention? Light, quiet and cheap.",
-    "Is the battery good?",
-    "Positive or negative? I love the sound quality of these headphones.",
-]
-
-
-@pytest.fixture(autouse=True)
-def fresh_engine_cache():
-    engine._CACHE.clear()
-    yield
-    engine._CACHE.clear()
-
-
-def _engine_answers(base_dir, adapter_dir) -> dict:
-    entry, _ = engine.load_base(resolve_base(str(base_dir), ""), device="cpu")
-    name, _ = engine.load_adapter(entry, str(adapter_dir))
-    requests = [
-        engine.Request(key=(n, role), prompt_text=text, adapter=name if role == "finetuned" else None)
-        for n, text in enumerate(PROMPTS)
-        for role in ("pretrained", "finetuned")
-    ]
-    answers = {}
-    for results in engine.generate(entry, requests, max_new_tokens=14, batch_size=4):
-        answers.update({r.key: (r.text, r.output_tokens, r.prompt_tokens) for r in results})
-    return answers
+pytestmark = pytest.mark.usefixtures("fresh_engine_cache")
 
 
 @pytest.mark.parametrize("adapter_mode", ["switch", "merged"])
@@ -55,13 +28,13 @@ def test_every_step_mode_gives_the_workers_answers_word_for_word(
     for mode in STEP_MODES:
         monkeypatch.setenv("EVALSITE_DECODE_STEP", mode)
         engine._CACHE.clear()
-        by_mode[mode] = _engine_answers(tiny_llama_dir, tiny_adapter_dir)
+        _, by_mode[mode] = engine_answers(tiny_llama_dir, tiny_adapter_dir, max_new_tokens=14, batch_size=4)
 
     assert by_mode["static"] == by_mode["transformers"]
     assert by_mode["graph"] == by_mode["transformers"]
     answers = by_mode["transformers"]
-    assert len(answers) == 2 * len(PROMPTS)
-    assert any(answers[(n, "pretrained")] != answers[(n, "finetuned")] for n in range(len(PROMPTS)))
+    assert len(answers) == 2 * len(ENGINE_PROMPTS)
+    assert any(answers[(n, "pretrained")] != answers[(n, "finetuned")] for n, _ in enumerate(ENGINE_PROMPTS))
 
 
 def test_auto_is_static_and_a_bad_setting_is_refused(monkeypatch):
