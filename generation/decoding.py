@@ -149,8 +149,8 @@ class RowSwitchedLoRA:
     """One peft LoRA adapter switched on for some rows of a batch and off for the others.
 
     peft's vanilla LoRA layer adds `lora_B(lora_A(x)) * scaling` to the base layer's output. Giving
-    every layer a per-row scaling tensor (its scale for adapter rows, 0 for base rows) makes one forward
-    pass answer both roles: base rows get exactly the base output plus zero. peft's own mixed batches
+    every layer a per-row scaling (its scale for adapter rows, 0 for base rows, see `_RowScale`) makes one
+    forward pass answer both roles: base rows get exactly the base output plus zero. peft's own mixed batches
     (`adapter_names=`) split every LoRA layer's input by adapter instead. Demo model, 2 shared CPU
     cores, one decode step at 64 rows: base alone 191-195 ms, switched per row 184-208 ms (two runs
     each, within the noise of each other), peft's mixed batch 217 ms (one run).
@@ -160,7 +160,7 @@ class RowSwitchedLoRA:
     def __init__(self, peft_model: Any, name: str) -> None:
         self.name = name
         self.layers = [m for m in peft_model.modules() if _is_plain_lora_linear(m, name)]
-        self._scales: dict[tuple[float, tuple[bool, ...]], Any] = {}
+        self._scales: dict[tuple[float, tuple[bool, ...], str], _RowScale] = {}
 
     @classmethod
     def supports(cls, peft_model: Any, name: str) -> bool:
@@ -174,22 +174,38 @@ class RowSwitchedLoRA:
         originals = [layer.scaling[self.name] for layer in self.layers]
         flags = tuple(adapter_rows)
         for layer, scale in zip(self.layers, originals, strict=True):
-            key = (float(scale), flags)
-            tensor = self._scales.get(key)
-            if tensor is None:
-                weight = layer.lora_B[self.name].weight
-                tensor = torch.tensor(
-                    [scale if on else 0.0 for on in flags], dtype=weight.dtype, device=weight.device
-                ).view(-1, 1, 1)
+            key = (float(scale), flags, str(layer.lora_B[self.name].weight.device))
+            row_scale = self._scales.get(key)
+            if row_scale is None:
+                device = layer.lora_B[self.name].weight.device
+                mask = torch.tensor(flags, dtype=torch.bool, device=device).view(-1, 1, 1)
+                row_scale = _RowScale(mask, float(scale))
                 if len(self._scales) > 256:
                     self._scales.clear()
-                self._scales[key] = tensor
-            layer.scaling[self.name] = tensor
+                self._scales[key] = row_scale
+            layer.scaling[self.name] = row_scale
         try:
             yield
         finally:
             for layer, scale in zip(self.layers, originals, strict=True):
                 layer.scaling[self.name] = scale
+
+
+class _RowScale:
+    """What peft's `lora_B(lora_A(x)) * scaling` multiplies by under RowSwitchedLoRA: the adapter's
+    scale on adapter rows, an exact 0 on the others. A select rather than a multiplication by 0, so a
+    NaN or inf in the LoRA branch (fp16 overflow, say) cannot reach the pre-trained rows (NaN * 0 is
+    NaN). torch's `Tensor.__mul__` returns NotImplemented for this type, so Python calls __rmul__."""
+
+    __slots__ = ("mask", "scale")
+
+    def __init__(self, mask: Any, scale: float) -> None:
+        self.mask, self.scale = mask, scale
+
+    def __rmul__(self, lora_output: Any) -> Any:
+        import torch
+
+        return torch.where(self.mask, lora_output * self.scale, 0.0)
 
 
 def _is_plain_lora_linear(module: Any, name: str) -> bool:

@@ -253,6 +253,26 @@ def _empty_cuda_cache() -> None:
         pass
 
 
+def _refuse_non_finite_weights(folder: Path, adapter_path: str) -> None:
+    """An adapter whose weights hold NaN or inf (a diverged fine-tuning made elsewhere) would answer
+    the fine-tuned role with whatever argmax makes of NaN logits, and in "switch" mode NaN * 0 would
+    reach the pre-trained rows of a shared batch too. It is refused before it touches the base, so the
+    role falls back to the base model and the load attempt records why."""
+    import torch
+    from peft.utils import load_peft_weights
+
+    try:
+        weights = load_peft_weights(str(folder), device="cpu")
+    except Exception:  # unreadable weights: peft's own load below says what is wrong with them
+        return
+    for key, tensor in weights.items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise AdapterLoadError(
+                f"cannot load adapter {adapter_path}: its weights hold NaN or inf values ({key});"
+                " was its fine-tuning diverging?"
+            )
+
+
 def load_adapter(entry: LoadedModel, adapter_path: str) -> tuple[str, LoadInfo]:
     """Make the peft adapter in `adapter_path` answer for the fine-tuned role, attached to the cached
     base or merged into a copy of it (see `adapter_mode`); returns its adapter name."""
@@ -264,6 +284,7 @@ def load_adapter(entry: LoadedModel, adapter_path: str) -> tuple[str, LoadInfo]:
         raise AdapterLoadError(f"adapter folder not found: {adapter_path}")
     if not (folder / "adapter_config.json").is_file():
         raise AdapterLoadError(f"{adapter_path} has no adapter_config.json: not a peft adapter folder")
+    _refuse_non_finite_weights(folder, adapter_path)
     from peft import PeftModel
 
     name = "finetuned" if not entry.adapters else f"finetuned_{len(entry.adapters)}"

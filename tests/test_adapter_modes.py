@@ -68,6 +68,44 @@ def test_a_broken_adapter_in_merged_mode_leaves_the_base_answering(tiny_llama_di
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["switch", "merged"])
+def test_an_adapter_with_nan_weights_is_refused_and_the_base_answers_for_it(
+    tiny_llama_dir, tiny_adapter_dir, tmp_path, monkeypatch, mode
+):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", mode)
+    diverged = tmp_path / "diverged"
+    shutil.copytree(tiny_adapter_dir, diverged)
+    weights = load_file(str(diverged / "adapter_model.safetensors"))
+    poisoned = sorted(k for k in weights if "lora_B" in k)[0]
+    weights[poisoned][0, 0] = float("nan")
+    save_file(weights, str(diverged / "adapter_model.safetensors"))
+
+    job = run_job_here(
+        job_create(
+            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(diverged),
+            max_new_tokens=5, batch_size=2,
+        )
+    )
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.answers.filter(role="finetuned", fallback=True).count() == 2
+    attempt = ModelLoadAttempt.objects.get(job=job, kind="adapter")
+    assert not attempt.success
+    assert attempt.error == (
+        f"cannot load adapter {diverged}: its weights hold NaN or inf values ({poisoned});"
+        " was its fine-tuning diverging?"
+    )
+    (entry,) = engine._CACHE.values()
+    assert not _has_lora(entry.model) and not entry.merged
+    texts = {a.prompt_id: a.text for a in job.answers.filter(role="pretrained")}
+    assert {a.prompt_id: a.text for a in job.answers.filter(role="finetuned")} == texts
+
+
+@pytest.mark.django_db
 def test_a_misconfigured_adapter_mode_fails_the_job_saying_why(tiny_llama_dir, tiny_adapter_dir, monkeypatch):
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "both")
     with pytest.raises(ModelLoadError, match="EVALSITE_ADAPTER_MODE must be auto, switch or merged"):

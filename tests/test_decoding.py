@@ -250,6 +250,39 @@ def test_both_roles_in_one_batch_give_what_each_role_gives_alone(tiny_peft, step
     assert _one_at_a_time(base_model, prompts[:2], max_new_tokens=12, eos=eos) == finetuned[:2]
 
 
+@pytest.mark.parametrize("step_mode", STEP_MODES)
+def test_a_lora_branch_gone_nan_does_not_reach_the_pretrained_rows_of_a_shared_batch(
+    tiny_llama_dir, tiny_adapter_dir, step_mode
+):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32)
+    base.eval()
+    prompts = _prompts(4, shared=6, vocab=base.config.vocab_size, seed=9)
+    pretrained = _one_at_a_time(base, prompts, max_new_tokens=8, eos=None)
+    model = PeftModel.from_pretrained(base, str(tiny_adapter_dir), adapter_name="finetuned")
+    model.eval()
+    with torch.no_grad():  # what an fp16 overflow or a diverged adapter puts in the LoRA branch
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(float("nan"))
+
+    rows = [(p, role) for p in range(len(prompts)) for role in (False, True)]
+    got = _decode(
+        model.get_base_model(),
+        [prompts[p] for p, _ in rows],
+        max_new_tokens=8,
+        eos=set(),
+        adapter_rows=[role for _, role in rows],
+        row_lora=RowSwitchedLoRA(model, "finetuned"),
+        step_mode=step_mode,
+    )
+
+    assert [got[i] for i, (_, role) in enumerate(rows) if not role] == pretrained
+
+
 def _run_bench(*args: str) -> dict:
     import json
     import subprocess
