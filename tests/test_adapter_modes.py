@@ -45,26 +45,33 @@ def test_auto_mode_switches_on_cpu_and_merges_on_cuda(monkeypatch):
     assert engine.adapter_mode("cpu") == "merged"
 
 
-@pytest.mark.django_db
-def test_a_broken_adapter_in_merged_mode_leaves_the_base_answering(tiny_llama_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "merged")
-    broken = tmp_path / "adapter"
-    broken.mkdir()
-    (broken / "adapter_config.json").write_text('{"peft_type": "LORA", "target_modules": ["q_proj"], "r": 4}')
+def _error_of_a_job_falling_back(base_dir, adapter_dir) -> str:
+    """Runs a two-prompt job with an adapter that cannot be used; checks that it still succeeds, the
+    untouched base answering the fine-tuned role (fallback set); returns the failed load's error."""
     job = run_job_here(
         job_create(
-            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(broken),
+            dataset=make_dataset(n=2), base_model=str(base_dir), adapter_path=str(adapter_dir),
             max_new_tokens=5, batch_size=2,
         )
     )
     assert job.status == JobStatus.SUCCEEDED
     assert job.answers.filter(role="finetuned", fallback=True).count() == 2
     attempt = ModelLoadAttempt.objects.get(job=job, kind="adapter")
-    assert not attempt.success and attempt.error.startswith(f"cannot load adapter {broken}")
+    assert not attempt.success
     (entry,) = engine._CACHE.values()
     assert not _has_lora(entry.model) and not entry.merged
     texts = {a.prompt_id: a.text for a in job.answers.filter(role="pretrained")}
     assert {a.prompt_id: a.text for a in job.answers.filter(role="finetuned")} == texts
+    return attempt.error
+
+
+@pytest.mark.django_db
+def test_a_broken_adapter_in_merged_mode_leaves_the_base_answering(tiny_llama_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "merged")
+    broken = tmp_path / "adapter"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text('{"peft_type": "LORA", "target_modules": ["q_proj"], "r": 4}')
+    assert _error_of_a_job_falling_back(tiny_llama_dir, broken).startswith(f"cannot load adapter {broken}")
 
 
 @pytest.mark.django_db
@@ -84,25 +91,10 @@ def test_an_adapter_with_nan_weights_is_refused_and_the_base_answers_for_it(
     weights[poisoned][0, 0] = float("nan")
     save_file(weights, str(diverged / "adapter_model.safetensors"))
 
-    job = run_job_here(
-        job_create(
-            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(diverged),
-            max_new_tokens=5, batch_size=2,
-        )
-    )
-
-    assert job.status == JobStatus.SUCCEEDED
-    assert job.answers.filter(role="finetuned", fallback=True).count() == 2
-    attempt = ModelLoadAttempt.objects.get(job=job, kind="adapter")
-    assert not attempt.success
-    assert attempt.error == (
+    assert _error_of_a_job_falling_back(tiny_llama_dir, diverged) == (
         f"cannot load adapter {diverged}: its weights hold NaN or inf values ({poisoned});"
         " was its fine-tuning diverging?"
     )
-    (entry,) = engine._CACHE.values()
-    assert not _has_lora(entry.model) and not entry.merged
-    texts = {a.prompt_id: a.text for a in job.answers.filter(role="pretrained")}
-    assert {a.prompt_id: a.text for a in job.answers.filter(role="finetuned")} == texts
 
 
 @pytest.mark.django_db
