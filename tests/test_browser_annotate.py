@@ -26,7 +26,9 @@ def browser_page(monkeypatch):
             pytest.fail(f"{CHROMIUM} is missing (CI=true: a missing browser is a failure, not a skip)")
         pytest.skip(f"{CHROMIUM} is missing")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes between
-    # page actions are still synchronous and safe.
+    # page actions are still synchronous and safe. With that loop running, Django keeps this thread's
+    # connections apart from the ones it sees without it (asgiref's thread-critical Local), so they
+    # are closed here, inside Playwright's context: left open, the test database cannot be dropped.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
@@ -47,6 +49,9 @@ def browser_page(monkeypatch):
             page.set_default_timeout(20_000)
             yield page
         finally:
+            from django.db import connections
+
+            connections.close_all()
             browser.close()
 
 
