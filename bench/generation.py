@@ -12,6 +12,12 @@ token (padding not counted). tok/s = those tokens / wall seconds of the generate
 runs first and is not timed. `matching_answers` says how many engine answers equal the naive ones
 (batching and padding can change a greedy pick where two tokens are nearly tied, more so in bf16).
 
+With --rounds R the engine runs R times, and after each run the naive loop takes its next share of the
+naive prompts: both meet the same phases of a shared machine whose speed drifts over minutes.
+`engine_tok_s` is then the median round, `engine_tok_s_rounds` every round, `speedup_rounds` each
+round's engine rate over that round's naive rate (with a distribution-free interval for their median,
+`speedup_rounds_median_interval`), and `engine_repeatable` whether every round gave the same answers.
+
 Prints progress, then one JSON object on the last line. It never asserts a time: the figures depend on
 the machine, which the JSON names.
 """
@@ -261,6 +267,29 @@ def run_engine(
     )
 
 
+def median_interval(values: list[float], confidence: float = 0.95) -> dict[str, Any] | None:
+    """A distribution-free interval for the median of what `values` sample: order statistics
+    [x(k), x(n+1-k)] with the largest k whose binomial coverage, 1 - 2 P(Binomial(n, 1/2) < k), is at
+    least `confidence`; with too few values, k = 1 (the range) and the lower coverage it has. Assumes
+    the values are independent draws, which rounds on a machine whose speed drifts only approximate.
+    None for fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return None
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
+    k = 1
+    while k + 1 <= n // 2 and coverage(k + 1) >= confidence:
+        k += 1
+    ordered = sorted(values)
+    return {
+        "low": ordered[k - 1], "high": ordered[n - k], "confidence": round(coverage(k), 4),
+        "method": "order statistics (sign test)", "n": n,
+    }
+
+
 def machine(device: str) -> dict[str, Any]:
     import torch
 
@@ -299,6 +328,12 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="rows per batch (default: the worker's)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="engine runs, each followed by its share of the naive prompts (default 1)",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument(
         "--adapter-mode",
@@ -322,6 +357,8 @@ def main() -> None:
         help="random TinyLlama-1.1B-shaped model + random LoRA r=16 (q,k,v,o), random-token prompts",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.adapter_mode:
         os.environ["EVALSITE_ADAPTER_MODE"] = args.adapter_mode
     if args.decode_step:
@@ -370,20 +407,32 @@ def main() -> None:
     run_engine(entry, prompt_ids[:2], 4, args.batch_size)
     naive(entry, prompt_ids[:1], 4)
 
-    log("engine: the worker's batches ...")
-    engine_s, engine_tokens, engine_texts = run_engine(
-        entry, prompt_ids, args.max_new_tokens, args.batch_size
-    )
-    log(f"engine: {engine_tokens} tokens in {engine_s:.1f} s = {engine_tokens / engine_s:.1f} tok/s")
     naive_count = len(prompt_ids) if args.naive_prompts is None else min(args.naive_prompts, len(prompt_ids))
-    naive_s, naive_tokens, naive_texts = 0.0, 0, []
-    if naive_count:
-        log(f"naive: one prompt at a time, base then adapter, {naive_count} prompts ...")
-        naive_s, naive_tokens, naive_texts = naive(entry, prompt_ids[:naive_count], args.max_new_tokens)
-        log(f"naive: {naive_tokens} tokens in {naive_s:.1f} s = {naive_tokens / naive_s:.1f} tok/s")
+    rounds = args.rounds
+    shares = [prompt_ids[naive_count * r // rounds : naive_count * (r + 1) // rounds] for r in range(rounds)]
+    engine_runs: list[tuple[float, int, list[str]]] = []
+    naive_runs: list[tuple[float, int, list[str]]] = []
+    speedup_rounds: list[float] = []  # each round with a naive share: its engine rate / its naive rate
+    for r, share in enumerate(shares, 1):
+        log(f"round {r}/{rounds}: engine, the worker's batches ...")
+        run = run_engine(entry, prompt_ids, args.max_new_tokens, args.batch_size)
+        log(f"engine: {run[1]} tokens in {run[0]:.1f} s = {run[1] / run[0]:.1f} tok/s")
+        engine_runs.append(run)
+        if share:
+            log(f"naive: one prompt at a time, base then adapter, {len(share)} prompts ...")
+            naive_runs.append(naive(entry, share, args.max_new_tokens))
+            naive_s, naive_tokens, _ = naive_runs[-1]
+            log(f"naive: {naive_tokens} tokens in {naive_s:.1f} s = {naive_tokens / naive_s:.1f} tok/s")
+            speedup_rounds.append(round((run[1] / run[0]) / (naive_tokens / naive_s), 2))
 
-    naive_tok_s = naive_tokens / naive_s if naive_count else None
-    engine_tok_s = engine_tokens / engine_s
+    engine_rates = [tokens / seconds for seconds, tokens, _ in engine_runs]
+    median_round = sorted(range(rounds), key=lambda r: engine_rates[r])[(rounds - 1) // 2]
+    engine_s, engine_tokens, engine_texts = engine_runs[median_round]
+    engine_tok_s = engine_rates[median_round]
+    naive_s = sum(run[0] for run in naive_runs)
+    naive_tokens = sum(run[1] for run in naive_runs)
+    naive_texts = [text for run in naive_runs for text in run[2]]
+    naive_tok_s = naive_tokens / naive_s if naive_runs else None
     result = {
         "naive_tok_s": round(naive_tok_s, 2) if naive_tok_s else None,
         "engine_tok_s": round(engine_tok_s, 2),
@@ -404,6 +453,11 @@ def main() -> None:
         "engine_seconds": round(engine_s, 3),
         "naive_tokens": naive_tokens,
         "engine_tokens": engine_tokens,
+        "rounds": rounds,
+        "engine_tok_s_rounds": [round(rate, 2) for rate in engine_rates],
+        "speedup_rounds": speedup_rounds,
+        "speedup_rounds_median_interval": median_interval(speedup_rounds),
+        "engine_repeatable": all(run[2] == engine_texts for run in engine_runs),
         # of the naive run's answers, how many the engine gave word for word
         "matching_answers": sum(a == b for a, b in zip(naive_texts, engine_texts, strict=False)),
         **extra,

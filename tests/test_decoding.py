@@ -316,6 +316,42 @@ def test_the_generation_bench_reports_its_figures_and_the_engine_matches_naive(
     assert report["decode_step"] == "static" and report["cuda_graphs"] == {"captured": 0, "failed": 0}
 
 
+def test_the_bench_interval_for_the_median_round_is_the_widest_order_statistics_that_cover_95_percent():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "generation.py"
+    spec = importlib.util.spec_from_file_location("bench_generation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    five = bench.median_interval([6.61, 5.86, 6.56, 8.61, 6.95])
+    # five values: only the range covers the median with >= 1 - 2/32; it says so rather than claim 95%
+    assert (five["low"], five["high"], five["confidence"], five["n"]) == (5.86, 8.61, 0.9375, 5)
+    ten = bench.median_interval([float(x) for x in range(10, 0, -1)])
+    # ten: the 2nd and 9th of ten cover it with 1 - 2 * 11/1024; the 3rd and 8th only with 0.89
+    assert (ten["low"], ten["high"], ten["confidence"]) == (2.0, 9.0, 0.9785)
+    assert bench.median_interval([7.0]) is None
+
+
+@pytest.mark.slow
+def test_the_generation_bench_interleaves_its_rounds_with_shares_of_the_naive_loop(
+    tiny_llama_dir, tiny_adapter_dir
+):
+    report = _run_bench(
+        "--base", str(tiny_llama_dir), "--adapter", str(tiny_adapter_dir), "--prompts", "5",
+        "--max-new-tokens", "6", "--rounds", "3",
+    )
+    assert report["rounds"] == 3 and len(report["engine_tok_s_rounds"]) == 3
+    assert report["engine_tok_s"] == sorted(report["engine_tok_s_rounds"])[1]  # the median round
+    assert len(report["speedup_rounds"]) == 3 and all(x > 0 for x in report["speedup_rounds"])
+    interval, speedups = report["speedup_rounds_median_interval"], report["speedup_rounds"]
+    assert (interval["low"], interval["high"]) == (min(speedups), max(speedups))
+    assert report["engine_repeatable"] is True
+    # the naive shares (1, 2 and 2 prompts) together cover every prompt once, in order
+    assert report["naive_prompts"] == 5 and report["naive_tokens"] == report["engine_tokens"]
+    assert report["matching_answers"] == report["answers"] == 10
+
+
 @pytest.mark.slow
 def test_the_generation_bench_can_skip_the_naive_loop(tiny_llama_dir, tiny_adapter_dir):
     report = _run_bench(
