@@ -13,7 +13,7 @@
 #   2. engine-merged-graph-b128: the headline. Merged adapter (the CUDA default), decode steps replayed
 #      as CUDA graphs, batch 128, naive timed on the first $NAIVE prompts (one row at a time is slow:
 #      8 prompts x 2 roles x 128 tokens is 2,048 tokens, about 1 minute at the 35.7 tok/s the naive
-#      loop measured on an H200 before)
+#      loop measured on an H200 before); 3 engine rounds interleaved with the naive shares (--rounds)
 #   3. engine-switch-graph-b128: the adapter switched per row on one base, graph steps
 #   4. engine-merged-static-b128: merged, the static step without graphs (the current default)
 # Not run on a GPU yet. The smoke run line above (PROMPTS=4 TOKENS=3 NAIVE=1 ROWS=4, PYTHON=.venv/bin/python),
@@ -56,7 +56,7 @@ run() {  # name, then the script and its arguments; a failed run is noted and th
 engine=(bench/generation.py --random-tinyllama --prompts "$PROMPTS" --max-new-tokens "$TOKENS")
 
 run step-modes bench/step_modes.py --rows "$ROWS" --tokens "$TOKENS"
-run engine-merged-graph-b128 "${engine[@]}" --adapter-mode merged --decode-step graph --batch-size 128 \
+run engine-merged-graph-b128 "${engine[@]}" --adapter-mode merged --decode-step graph --batch-size 128 --rounds 3 \
     --naive-prompts "$NAIVE"
 run engine-switch-graph-b128 "${engine[@]}" --adapter-mode switch --decode-step graph --batch-size 128 \
     --naive-prompts 0
