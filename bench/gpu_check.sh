@@ -56,8 +56,8 @@ run() {  # name, then the script and its arguments; a failed run is noted and th
 engine=(bench/generation.py --random-tinyllama --prompts "$PROMPTS" --max-new-tokens "$TOKENS")
 
 run step-modes bench/step_modes.py --rows "$ROWS" --tokens "$TOKENS"
-run engine-merged-graph-b128 "${engine[@]}" --adapter-mode merged --decode-step graph --batch-size 128 --rounds 3 \
-    --naive-prompts "$NAIVE"
+run engine-merged-graph-b128 "${engine[@]}" --adapter-mode merged --decode-step graph --batch-size 128 \
+    --rounds 3 --naive-prompts "$NAIVE"
 run engine-switch-graph-b128 "${engine[@]}" --adapter-mode switch --decode-step graph --batch-size 128 \
     --naive-prompts 0
 run engine-merged-static-b128 "${engine[@]}" --adapter-mode merged --decode-step static --batch-size 128 \
