@@ -174,11 +174,11 @@ class RowSwitchedLoRA:
         originals = [layer.scaling[self.name] for layer in self.layers]
         flags = tuple(adapter_rows)
         for layer, scale in zip(self.layers, originals, strict=True):
-            key = (float(scale), flags, str(layer.lora_B[self.name].weight.device))
+            device = layer.lora_B[self.name].weight.device
+            key = (float(scale), flags, str(device))
             row_scale = self._scales.get(key)
             if row_scale is None:
                 base_rows = [row for row, on in enumerate(flags) if not on]
-                device = layer.lora_B[self.name].weight.device
                 index = torch.tensor(base_rows, dtype=torch.long, device=device) if base_rows else None
                 row_scale = _RowScale(index, float(scale))
                 if len(self._scales) > 256:

@@ -89,3 +89,15 @@ def run_job_here(job: GenerationJob) -> GenerationJob:
         chunk_run(chunk_id=chunk_id)
     job.refresh_from_db()
     return job
+
+
+def run_two_prompt_job(base_dir, adapter_dir) -> GenerationJob:
+    """A two-prompt job (5 new tokens, batches of 2) of `base_dir` and `adapter_dir`, run here as the
+    workers run it (EVALSITE_* settings apply)."""
+    from generation.services import job_create
+
+    job = job_create(
+        dataset=make_dataset(n=2), base_model=str(base_dir), adapter_path=str(adapter_dir),
+        max_new_tokens=5, batch_size=2,
+    )
+    return run_job_here(job)

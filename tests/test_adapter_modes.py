@@ -10,8 +10,7 @@ import pytest
 from generation import engine
 from generation.modeling import ModelLoadError
 from generation.models import JobStatus, ModelLoadAttempt
-from generation.services import job_create
-from tests.generation_fixtures import ENGINE_PROMPTS, engine_answers, make_dataset, run_job_here
+from tests.generation_fixtures import ENGINE_PROMPTS, engine_answers, run_two_prompt_job
 
 pytestmark = pytest.mark.usefixtures("fresh_engine_cache")
 
@@ -48,12 +47,7 @@ def test_auto_mode_switches_on_cpu_and_merges_on_cuda(monkeypatch):
 def _error_of_a_job_falling_back(base_dir, adapter_dir) -> str:
     """Runs a two-prompt job with an adapter that cannot be used; checks that it still succeeds, the
     untouched base answering the fine-tuned role (fallback set); returns the failed load's error."""
-    job = run_job_here(
-        job_create(
-            dataset=make_dataset(n=2), base_model=str(base_dir), adapter_path=str(adapter_dir),
-            max_new_tokens=5, batch_size=2,
-        )
-    )
+    job = run_two_prompt_job(base_dir, adapter_dir)
     assert job.status == JobStatus.SUCCEEDED
     assert job.answers.filter(role="finetuned", fallback=True).count() == 2
     attempt = ModelLoadAttempt.objects.get(job=job, kind="adapter")
@@ -102,12 +96,7 @@ def test_a_misconfigured_adapter_mode_fails_the_job_saying_why(tiny_llama_dir, t
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "both")
     with pytest.raises(ModelLoadError, match="EVALSITE_ADAPTER_MODE must be auto, switch or merged"):
         engine.adapter_mode("cpu")
-    job = run_job_here(
-        job_create(
-            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir),
-            max_new_tokens=5, batch_size=2,
-        )
-    )
+    job = run_two_prompt_job(tiny_llama_dir, tiny_adapter_dir)
     assert job.status == JobStatus.FAILED
     assert "EVALSITE_ADAPTER_MODE must be auto, switch or merged, not 'both'" in job.error
     assert not job.answers.exists()

@@ -13,8 +13,7 @@ from generation import engine, static_step
 from generation.decoding import STEP_MODES, decode
 from generation.modeling import ModelLoadError
 from generation.models import JobStatus
-from generation.services import job_create
-from tests.generation_fixtures import ENGINE_PROMPTS, engine_answers, make_dataset, run_job_here
+from tests.generation_fixtures import ENGINE_PROMPTS, engine_answers, run_two_prompt_job
 
 pytestmark = pytest.mark.usefixtures("fresh_engine_cache")
 
@@ -50,12 +49,7 @@ def test_auto_is_static_and_a_bad_setting_is_refused(monkeypatch):
 @pytest.mark.django_db
 def test_a_misconfigured_step_mode_fails_the_job_saying_why(tiny_llama_dir, tiny_adapter_dir, monkeypatch):
     monkeypatch.setenv("EVALSITE_DECODE_STEP", "fastest")
-    job = run_job_here(
-        job_create(
-            dataset=make_dataset(n=2), base_model=str(tiny_llama_dir), adapter_path=str(tiny_adapter_dir),
-            max_new_tokens=5, batch_size=2,
-        )
-    )
+    job = run_two_prompt_job(tiny_llama_dir, tiny_adapter_dir)
     assert job.status == JobStatus.FAILED
     assert "EVALSITE_DECODE_STEP must be auto, transformers, static, graph, not 'fastest'" in job.error
     assert not job.answers.exists()
