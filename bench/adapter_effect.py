@@ -49,7 +49,7 @@ def pick_queries(path: Path, per_task: int) -> list[dict]:
 def generate(model, tokenizer, rows: list[dict], *, max_new_tokens: int, batch_size: int) -> list[str]:
     import torch
 
-    from generation.prompting import render_prompt
+    from generation.ml.prompting import render_prompt
 
     answers: list[str] = []
     for start in range(0, len(rows), batch_size):
@@ -84,8 +84,8 @@ def main() -> int:
     import torch
     from peft import PeftModel
 
-    from generation.finetune import device_name
-    from generation.modeling import load_base_model, resolve_base
+    from generation.ml.finetune import device_name
+    from generation.ml.modeling import load_base_model, resolve_base
 
     if args.threads:
         torch.set_num_threads(args.threads)

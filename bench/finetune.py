@@ -1,5 +1,5 @@
 """LoRA vs full fine-tuning: trainable parameters, peak memory and step time, measured with the
-project's own training code (generation.finetune: prepare_model, make_optimizer, training_step).
+project's own training code (generation.ml.finetune: prepare_model, make_optimizer, training_step).
 
 Data are random token ids (the model's weights are random too with --random-tinyllama or --tiny), so
 no hub access is needed; the numbers are about memory and time, not quality. Each mode runs in its
@@ -84,7 +84,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from generation.finetune import (
+    from generation.ml.finetune import (
         FinetuneConfig,
         count_parameters,
         device_name,

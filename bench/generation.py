@@ -5,7 +5,7 @@
 
 naive  = one prompt at a time, two transformers generate() calls per prompt: the pre-trained model, then
          the fine-tuned one (the same role models the engine uses: see --adapter-mode).
-engine = what a worker does (generation.engine.generate): role-homogeneous batches of --batch-size rows
+engine = what a worker does (generation.ml.engine.generate): role-homogeneous batches of --batch-size rows
          (default: the worker's), run by the worker's decode loop (generation/decoding.py).
 Both decode greedily and count the same way: tokens generated up to and including the end-of-sequence
 token (padding not counted). tok/s = those tokens / wall seconds of the generate calls. A warm-up call
@@ -42,7 +42,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 os.environ.setdefault("DEBUG", "1")  # settings are only read for the model cache folder; nothing is served
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from generation.decoding import DEFAULT_BATCH_SIZE  # noqa: E402  (torch-free)
+from generation.ml.decoding import DEFAULT_BATCH_SIZE  # noqa: E402  (torch-free)
 
 QUESTIONS = [
     (
@@ -123,8 +123,8 @@ def build_random_tinyllama(device: str, dtype: str) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from generation.engine import LoadedModel
-    from generation.modeling import BaseModelRef
+    from generation.ml.engine import LoadedModel
+    from generation.ml.modeling import BaseModelRef
 
     config = LlamaConfig(
         vocab_size=32000,
@@ -161,10 +161,10 @@ def build_random_tinyllama(device: str, dtype: str) -> Any:
 
 def attach_random_lora(entry: Any) -> dict[str, Any]:
     """A random LoRA r=16 as the fine-tuned role, attached or merged into a copy as the worker would
-    (generation.engine.adapter_mode). Returns the parameter counts."""
+    (generation.ml.engine.adapter_mode). Returns the parameter counts."""
     import copy
 
-    from generation import engine
+    from generation.ml import engine
 
     mode = engine.adapter_mode(entry.device)
     base_params = sum(p.numel() for p in entry.model.parameters())
@@ -183,8 +183,8 @@ def attach_random_lora(entry: Any) -> dict[str, Any]:
 def load_real(
     base: str, gguf_file: str, adapter: str, device: str | None, dtype: str | None
 ) -> tuple[Any, dict[str, Any]]:
-    from generation import engine
-    from generation.modeling import resolve_base
+    from generation.ml import engine
+    from generation.ml.modeling import resolve_base
 
     entry, info = engine.load_base(resolve_base(base, gguf_file), device=device, dtype=dtype)
     log(f"loaded {entry.ref.label} on {entry.device} ({entry.dtype}) in {info.seconds:.1f} s")
@@ -204,7 +204,7 @@ def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple
     """One prompt at a time; for each, a base generate() and an adapter generate()."""
     import torch
 
-    from generation import engine
+    from generation.ml import engine
 
     eos = engine._eos_ids(entry)
     tokenizer = entry.tokenizer
@@ -244,7 +244,7 @@ def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple
 def run_engine(
     entry: Any, prompt_ids: list[list[int]], max_new_tokens: int, batch_size: int
 ) -> tuple[float, int, list[str]]:
-    from generation import engine
+    from generation.ml import engine
 
     requests = []
     for n, ids in enumerate(prompt_ids):
@@ -368,10 +368,10 @@ def main() -> None:
     import torch
     import transformers
 
-    from generation import static_step
-    from generation.engine import decode_step_mode
-    from generation.modeling import pick_device
-    from generation.prompting import render_prompt
+    from generation.ml import static_step
+    from generation.ml.engine import decode_step_mode
+    from generation.ml.modeling import pick_device
+    from generation.ml.prompting import render_prompt
 
     device = pick_device(args.device)
     if args.random_tinyllama:
@@ -395,7 +395,7 @@ def main() -> None:
         model_label = (
             entry.ref.label if args.base != "smollm2-demo" else f"smollm2-demo ({entry.ref.gguf_file})"
         )
-        from generation.engine import encode
+        from generation.ml.engine import encode
 
         prompt_ids = [encode(entry, render_prompt(entry.tokenizer, p)) for p in text_prompts(args.prompts)]
     lengths = [len(p) for p in prompt_ids]

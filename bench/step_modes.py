@@ -73,9 +73,9 @@ def main() -> None:
     import torch
     import transformers
 
-    from generation import static_step
-    from generation.decoding import STEP_MODES, RowSwitchedLoRA, decode, prefill_rows_for
-    from generation.modeling import pick_device
+    from generation.ml import static_step
+    from generation.ml.decoding import STEP_MODES, RowSwitchedLoRA, decode, prefill_rows_for
+    from generation.ml.modeling import pick_device
 
     device = pick_device(args.device)
     if args.tiny:

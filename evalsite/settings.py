@@ -63,7 +63,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "generation",
+    "generation.worker",
     "annotations",
+    "reports",
 ]
 
 MIDDLEWARE = [

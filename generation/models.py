@@ -68,7 +68,23 @@ class JobStatus(models.TextChoices):
     PARTIALLY_FAILED = "partially_failed"
 
 
+class FailureKind(models.TextChoices):
+    """Why a job, chunk or fine-tuning run failed (or was not run), stored on the row so code and
+    clients branch on the kind, never on the wording of `error`. Empty while nothing failed."""
+
+    BROKER_UNREACHABLE = "broker_unreachable", "broker unreachable when queueing"
+    NO_PROMPTS = "no_prompts", "the dataset has no prompts"
+    BAD_INPUT = "bad_input", "the inputs cannot be used"
+    MODEL_LOAD = "model_load", "the base model cannot be loaded"
+    ERROR = "error", "an error while generating or training"
+    GAVE_UP = "gave_up", "started too many times without finishing"
+    WORKER_LOST = "worker_lost", "the worker stopped"
+    INCOMPLETE = "incomplete", "some answers were not made"
+    NOT_RUN = "not_run", "not run: the job had already finished"
+
+
 FINISHED_STATUSES = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PARTIALLY_FAILED}
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class GenerationJob(models.Model):
@@ -84,6 +100,7 @@ class GenerationJob(models.Model):
     imported = models.BooleanField(default=False, help_text="answers brought in by import_answers")
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     error = models.TextField(blank=True)
+    failure_kind = models.CharField(max_length=32, choices=FailureKind.choices, blank=True)
     total = models.PositiveIntegerField(default=0, help_text="answers requested (prompts x 2)")
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -158,6 +175,7 @@ class GenerationChunk(models.Model):
     prompt_ids = models.JSONField(default=list)
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     error = models.TextField(blank=True)
+    failure_kind = models.CharField(max_length=32, choices=FailureKind.choices, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     # how many times a worker picked this chunk up (more than 1 after a redelivery)
     attempts = models.PositiveIntegerField(default=0)
@@ -185,6 +203,7 @@ class FinetuneRun(models.Model):
     config = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     error = models.TextField(blank=True)
+    failure_kind = models.CharField(max_length=32, choices=FailureKind.choices, blank=True)
     # the contents of training.json once the run has finished (or as far as it got)
     metrics = models.JSONField(default=dict, blank=True)
     # who runs it: the Celery worker's node name (celery@host) for queued runs, host:pid for inline

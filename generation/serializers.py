@@ -8,7 +8,8 @@ from typing import Any
 from rest_framework import serializers
 
 from .models import FinetuneRun, GenerationJob
-from .services import DEFAULT_SETTINGS, LIMITS, finetune_run_progress, job_progress
+from .selectors import finetune_run_progress, job_progress
+from .services import DEFAULT_SETTINGS, LIMITS
 
 
 class JobCreateInput(serializers.Serializer):

@@ -21,11 +21,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
-from .decoding import DEFAULT_BATCH_SIZE
+from .configs import DEFAULT_BATCH_SIZE
 from .models import (
+    ACTIVE_STATUSES,
     FINISHED_STATUSES,
     Answer,
     Dataset,
@@ -48,7 +49,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "do_sample": False,
 }
 LIMITS = {"max_new_tokens": (1, 8192), "batch_size": (1, 4096)}
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def chunk_prompts() -> int:
@@ -302,51 +302,6 @@ def job_cancel(*, job: GenerationJob) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Progress (read side)
-
-
-@dataclass
-class Progress:
-    status: str
-    done: int
-    total: int
-    output_tokens: int
-    elapsed_s: float | None
-    tokens_per_s: float | None
-    eta_s: float | None
-    fallback: int
-    error: str
-
-
-def job_progress(job: GenerationJob) -> Progress:
-    """Answers made so far, output tokens per second of wall time since the job started, and an ETA
-    from the answer rate so far (None until there is something to go on)."""
-    stats = Answer.objects.filter(job=job).aggregate(tokens=Sum("output_tokens"))
-    done = Answer.objects.filter(job=job).count()
-    fallback = Answer.objects.filter(job=job, fallback=True).count()
-    tokens = int(stats["tokens"] or 0)
-    elapsed = None
-    if job.started_at and not job.imported:
-        end = job.finished_at or timezone.now()
-        elapsed = max((end - job.started_at).total_seconds(), 0.0)
-    tokens_per_s = round(tokens / elapsed, 2) if elapsed and tokens else None
-    eta = None
-    if job.status in ACTIVE_STATUSES and elapsed and done:
-        eta = round((job.total - done) * elapsed / done, 1)
-    return Progress(
-        status=job.status,
-        done=done,
-        total=job.total,
-        output_tokens=tokens,
-        elapsed_s=elapsed,
-        tokens_per_s=tokens_per_s,
-        eta_s=eta,
-        fallback=fallback,
-        error=job.error,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Running a chunk (worker side)
 
 # Per worker process: which (job, kind, target) loads were already recorded, and which adapters
@@ -398,8 +353,8 @@ def _load_models(job: GenerationJob, worker: str) -> RoleModels:
     """Load (or reuse) the base and attach the adapter, recording every attempt.
 
     Raises ModelLoadError when the base cannot be loaded; an adapter that fails means fallback."""
-    from . import engine
-    from .modeling import ModelLoadError, resolve_base
+    from .ml import engine
+    from .ml.modeling import ModelLoadError, resolve_base
 
     spec = job.pretrained_model
     assert spec is not None
@@ -571,8 +526,8 @@ def chunk_run(*, chunk_id: int, retries: int = 0) -> None:
     Whatever happens, the chunk ends finished (succeeded, failed or cancelled) so the job never
     stays running; only a lost database connection (retried by the task) or a killed worker (the
     message is delivered again: see generation.tasks) can leave it for a later delivery to finish."""
-    from . import engine
-    from .modeling import ModelLoadError
+    from .ml import engine
+    from .ml.modeling import ModelLoadError
 
     worker = engine.worker_name()
     chunk, ended = _chunk_claim(chunk_id, worker, retries)
@@ -610,8 +565,8 @@ def chunk_run(*, chunk_id: int, retries: int = 0) -> None:
 
 def _answer_missing(job: GenerationJob, missing: list[tuple[Prompt, str]], worker: str) -> str:
     """Generate and save the missing answers batch by batch; stops early if the job is cancelled."""
-    from . import engine
-    from .prompting import render_prompt
+    from .ml import engine
+    from .ml.prompting import render_prompt
 
     models = _load_models(job, worker)
     entry = models.entry
@@ -709,7 +664,7 @@ def _config_field(message: str) -> str:
 
 def finetune_config_build(options: dict[str, Any]) -> Any:
     """A validated FinetuneConfig from option values (None/missing = default); JobInputError otherwise."""
-    from .finetune import FinetuneConfig, FinetuneError
+    from .ml.finetune import FinetuneConfig, FinetuneError
 
     values = {k: v for k, v in options.items() if k in FINETUNE_OPTION_FIELDS and v is not None}
     if "target_modules" in values and isinstance(values["target_modules"], str):
@@ -760,7 +715,7 @@ def finetune_run_create(
     """A queued FinetuneRun row (not sent yet: see finetune_run_queue). Raises JobInputError, having
     created nothing, for an unknown dataset or one without reference answers, a bad option, or an
     output folder that is a file or that another unfinished run already writes to."""
-    from .finetune import FinetuneConfig
+    from .ml.finetune import FinetuneConfig
 
     if not isinstance(dataset, Dataset):
         dataset = dataset_get(dataset)
@@ -874,7 +829,7 @@ def finetune_run_start(*, run_id: int, worker: str = "") -> FinetuneRun | None:
 
     Returns None when the run is gone or another delivery already claimed (or finished) it. Failures
     are recorded on the row by finetune_run_execute and not raised: the task has nothing to retry."""
-    from . import engine
+    from .ml import engine
 
     worker = (worker or engine.worker_name())[:200]
     now = timezone.now()
@@ -885,7 +840,7 @@ def finetune_run_start(*, run_id: int, worker: str = "") -> FinetuneRun | None:
         return None  # deleted, or a duplicate delivery: the first one owns the run
     run = FinetuneRun.objects.select_related("dataset").get(pk=run_id)
     try:
-        from .finetune import finetune_run_execute
+        from .worker.training import finetune_run_execute
 
         if run.dataset is None:
             raise JobInputError("dataset", "the run's dataset was deleted")
@@ -905,32 +860,3 @@ def finetune_run_start(*, run_id: int, worker: str = "") -> FinetuneRun | None:
         finetune_run_fail(run_id=run_id, error=" ".join(f"{type(exc).__name__}: {exc}".split()))
         run.refresh_from_db()
         return run
-
-
-def finetune_run_progress(run: FinetuneRun) -> dict[str, Any]:
-    """What the run page and the API show: the live metrics with safe defaults."""
-    m = run.metrics or {}
-    epochs = (run.config or {}).get("epochs")
-    wall = m.get("run_wall_seconds") or m.get("wall_seconds")
-    if wall is None and run.started_at and run.status in ACTIVE_STATUSES:
-        wall = round((timezone.now() - run.started_at).total_seconds(), 1)
-    return {
-        "status": run.status,
-        "epochs": epochs,
-        "epochs_run": int(m.get("epochs_run") or 0),
-        "best_epoch": m.get("best_epoch"),
-        "best_val_loss": m.get("best_val_loss"),
-        "early_stopped": bool(m.get("early_stopped")),
-        "train_loss": list(m.get("train_loss") or []),
-        "val_loss": list(m.get("val_loss") or []),
-        "val_loss_before_training": m.get("val_loss_before_training"),
-        "trainable_params": m.get("trainable_params"),
-        "total_params": m.get("total_params"),
-        "trainable_pct": m.get("trainable_pct"),
-        "peak_memory_bytes": m.get("peak_memory_bytes"),
-        "peak_memory_kind": m.get("peak_memory_kind"),
-        "wall_seconds": wall,
-        "tokens_per_s": m.get("tokens_per_s"),
-        "device": m.get("device"),
-        "error": run.error.splitlines()[0] if run.error else "",
-    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import run_pages, views
 
 urlpatterns = [
     path("api/jobs/", views.JobListAPI.as_view(), name="api-job-list"),
@@ -11,6 +11,6 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.job_cancel_page, name="job-cancel"),
     path("api/finetune-runs/", views.FinetuneRunListAPI.as_view(), name="api-run-list"),
     path("api/finetune-runs/<int:pk>/", views.FinetuneRunDetailAPI.as_view(), name="api-run-detail"),
-    path("runs/", views.run_list_page, name="run-list"),
-    path("runs/<int:pk>/", views.run_detail_page, name="run-detail"),
+    path("runs/", run_pages.run_list_page, name="run-list"),
+    path("runs/<int:pk>/", run_pages.run_detail_page, name="run-detail"),
 ]

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make reliability`: the fault-injection and security suites, then ONE line of figures per scenario.
 #
-#   1. pytest -m reliability        new suites; each test writes its own figure line
-#                                   (tests/test_reliability_figures.py)
-#   1'. among them, in tests/test_worker_faults.py: Redis SIGKILLed and restarted mid-job
-#   2. existing fault tests         worker SIGKILL mid-chunk, duplicate delivery, Redis restart,
-#                                   broker down when queueing, a model that cannot load; one line each
-#                                   from pytest's JUnit report: scenario=<test> result=… seconds=…
+#   1. pytest -m reliability        everything under tests/reliability/ (marked by folder): the
+#                                   security suites and the worker faults (SIGKILL mid-chunk, duplicate
+#                                   delivery, Redis restarts); tests write their own figure lines
+#                                   (tests/support/figures.py)
+#   2. fault tests kept beside the code they test: broker down when queueing, a model that cannot
+#                                   load; one line each from pytest's JUnit report, as for every test
+#                                   of run 1: scenario=<test> result=… seconds=…
 #
 # Runs on PostgreSQL (what production runs) unless DATABASE_URL says otherwise; needs PostgreSQL on
 # 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (tests start their own redis-server/gunicorn on free
@@ -23,14 +24,11 @@ export RELIABILITY_FIGURES="$work/figures.txt"
 
 "$PY" -m pytest -m reliability -q -p no:cacheprovider --junitxml="$work/new.xml" "$@"
 rc_new=$?
-# -m "not reliability": tests/test_worker_faults.py also holds marked tests (Redis restarted mid-job),
-# which the first run has already run and whose figure lines it has already written
-"$PY" -m pytest -q -p no:cacheprovider -m "not reliability" --junitxml="$work/existing.xml" \
-    tests/test_worker_faults.py \
-    "tests/test_worker.py::test_an_unreachable_broker_fails_the_job_and_queue_generation_exits_non_zero" \
-    "tests/test_generation.py::test_an_unreachable_broker_fails_the_job_and_the_command_says_so" \
-    "tests/test_generation.py::test_the_api_answers_503_when_the_broker_is_unreachable" \
-    "tests/test_generation.py::test_a_base_model_that_cannot_load_fails_the_job_with_its_reason" \
+"$PY" -m pytest -q -p no:cacheprovider --junitxml="$work/existing.xml" \
+    "tests/worker/test_worker.py::test_an_unreachable_broker_fails_the_job_and_queue_generation_exits_non_zero" \
+    "tests/generation/test_generation.py::test_an_unreachable_broker_fails_the_job_and_the_command_says_so" \
+    "tests/generation/test_generation.py::test_the_api_answers_503_when_the_broker_is_unreachable" \
+    "tests/generation/test_generation.py::test_a_base_model_that_cannot_load_fails_the_job_with_its_reason" \
     "$@"
 rc_old=$?
 
@@ -61,10 +59,7 @@ def cases(path):
 
 for line in open(figures, encoding="utf-8").read().splitlines():
     print(line)
-for module, name, outcome, seconds in cases(new_xml):
-    if outcome != "passed":
-        print(f"scenario={module}::{name} result={outcome} seconds={seconds:.1f}")
-for module, name, outcome, seconds in cases(old_xml):
+for module, name, outcome, seconds in cases(new_xml) + cases(old_xml):
     print(f"scenario={module}::{name} result={outcome} seconds={seconds:.1f}")
 totals = [c[2] for c in cases(new_xml) + cases(old_xml)]
 print(f"scenario=total tests={len(totals)} passed={totals.count('passed')} failed="

@@ -1,5 +1,10 @@
 """Shared fixtures: users of each role, tiny random llama models, and real services.
 
+The folders mirror the code (tests/generation/ for generation/, tests/ml/ for generation/ml/, ...);
+helpers that are not tests live in tests/support/. Markers are set per folder here: everything under
+tests/reliability/ is `reliability` (run by scripts/reliability.sh), everything under tests/browser/
+is `browser`; slow tests elsewhere carry their own `slow` mark.
+
 Services: tests that need PostgreSQL or Redis use the real ones on 127.0.0.1. Outside CI a missing
 service skips those tests; with CI=true it fails them, so CI can never pass by skipping.
 """
@@ -11,9 +16,23 @@ import socket
 from pathlib import Path
 
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.tiny_models import build_lora_adapter, build_tiny_llama  # noqa: E402
+from tests.support.tiny_models import build_lora_adapter, build_tiny_llama
+
+# fixtures for processes (process_env, start_worker, dataset_file) and for Chromium (browser_page)
+pytest_plugins = ["tests.support.processes", "tests.support.browser"]
+
+TESTS = Path(__file__).resolve().parent
+FOLDER_MARKERS = {"reliability": "reliability", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        marker = FOLDER_MARKERS.get(folder)
+        if marker is not None:
+            item.add_marker(getattr(pytest.mark, marker))
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -65,7 +84,7 @@ def tiny_adapter_dir(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture
 def fresh_engine_cache():
     """The worker's module-level model cache, empty before and after the test."""
-    from generation import engine
+    from generation.ml import engine
 
     engine._CACHE.clear()
     yield

@@ -65,8 +65,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from generation.finetune import FinetuneConfig, FinetuneError, finetune_run_execute
-        from generation.modeling import ModelLoadError
+        from generation.ml.finetune import FinetuneConfig, FinetuneError
+        from generation.worker.training import finetune_run_execute
+        from generation.ml.modeling import ModelLoadError
 
         try:
             config = FinetuneConfig(

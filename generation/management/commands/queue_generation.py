@@ -16,13 +16,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from generation.models import FINISHED_STATUSES, GenerationJob, JobStatus
+from generation.selectors import Progress, job_progress
 from generation.services import (
     DEFAULT_SETTINGS,
     JobInputError,
-    Progress,
     dataset_get,
     job_create,
-    job_progress,
     job_queue,
 )
 

@@ -1,0 +1,86 @@
+"""Reads for pages and the API: a job's progress and a fine-tuning run's live figures.
+
+Nothing here writes: a run whose worker went silent is failed by the worker side's reaper, not by a
+page that reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from .models import ACTIVE_STATUSES, Answer, FinetuneRun, GenerationJob
+
+
+@dataclass
+class Progress:
+    status: str
+    done: int
+    total: int
+    output_tokens: int
+    elapsed_s: float | None
+    tokens_per_s: float | None
+    eta_s: float | None
+    fallback: int
+    error: str
+
+
+def job_progress(job: GenerationJob) -> Progress:
+    """Answers made so far, output tokens per second of wall time since the job started, and an ETA
+    from the answer rate so far (None until there is something to go on)."""
+    stats = Answer.objects.filter(job=job).aggregate(tokens=Sum("output_tokens"))
+    done = Answer.objects.filter(job=job).count()
+    fallback = Answer.objects.filter(job=job, fallback=True).count()
+    tokens = int(stats["tokens"] or 0)
+    elapsed = None
+    if job.started_at and not job.imported:
+        end = job.finished_at or timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 0.0)
+    tokens_per_s = round(tokens / elapsed, 2) if elapsed and tokens else None
+    eta = None
+    if job.status in ACTIVE_STATUSES and elapsed and done:
+        eta = round((job.total - done) * elapsed / done, 1)
+    return Progress(
+        status=job.status,
+        done=done,
+        total=job.total,
+        output_tokens=tokens,
+        elapsed_s=elapsed,
+        tokens_per_s=tokens_per_s,
+        eta_s=eta,
+        fallback=fallback,
+        error=job.error,
+    )
+
+
+
+
+def finetune_run_progress(run: FinetuneRun) -> dict[str, Any]:
+    """What the run page and the API show: the live metrics with safe defaults."""
+    m = run.metrics or {}
+    epochs = (run.config or {}).get("epochs")
+    wall = m.get("run_wall_seconds") or m.get("wall_seconds")
+    if wall is None and run.started_at and run.status in ACTIVE_STATUSES:
+        wall = round((timezone.now() - run.started_at).total_seconds(), 1)
+    return {
+        "status": run.status,
+        "epochs": epochs,
+        "epochs_run": int(m.get("epochs_run") or 0),
+        "best_epoch": m.get("best_epoch"),
+        "best_val_loss": m.get("best_val_loss"),
+        "early_stopped": bool(m.get("early_stopped")),
+        "train_loss": list(m.get("train_loss") or []),
+        "val_loss": list(m.get("val_loss") or []),
+        "val_loss_before_training": m.get("val_loss_before_training"),
+        "trainable_params": m.get("trainable_params"),
+        "total_params": m.get("total_params"),
+        "trainable_pct": m.get("trainable_pct"),
+        "peak_memory_bytes": m.get("peak_memory_bytes"),
+        "peak_memory_kind": m.get("peak_memory_kind"),
+        "wall_seconds": wall,
+        "tokens_per_s": m.get("tokens_per_s"),
+        "device": m.get("device"),
+        "error": run.error.splitlines()[0] if run.error else "",
+    }
