@@ -1342,21 +1342,49 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 REQUIRED = ("external_id", "task", "text", "context", "reference", "label")
 LABELS = {"sentiment": {"positive", "negative", "neutral"}, "recommendation": {"yes", "no"}}
+TASKS = ("sentiment", "features", "recommendation", "relevance")
 
 
 def validate(products_path: Path, eval_path: Path, train_path: Path) -> list[str]:
     errors: list[str] = []
+    products = _load_jsonl(products_path, errors)
+    errors += _check_products(products)
+    eval_rows, train_rows = _load_jsonl(eval_path, errors), _load_jsonl(train_path, errors)
+    for name, rows in (("eval", eval_rows), ("train", train_rows)):
+        errors += _check_split(name, rows)
+    overlap, shared_reviews = _shared_between(eval_rows, train_rows)
+    if overlap:
+        errors.append(f"{len(overlap)} eval (text, context) pairs also in train")
+    if shared_reviews:
+        errors.append(f"{len(shared_reviews)} review lines shared between eval and train")
 
-    def load(path: Path) -> list[dict]:
-        rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path.name}:{lineno}: invalid JSON ({exc})")
-        return rows
+    per_task = {
+        "eval": Counter(r["task"] for r in eval_rows),
+        "train": Counter(r["task"] for r in train_rows),
+    }
+    if any(per_task["eval"][t] != EVAL_PER_TASK for t in TASKS):
+        errors.append(f"eval: per-task counts {dict(per_task['eval'])}")
+    if len(train_rows) < 320:
+        errors.append(f"train: {len(train_rows)} rows < 320")
 
-    products = load(products_path)
+    _print_summary(products, {"eval": eval_rows, "train": train_rows}, per_task)
+    print(f"eval/train (text, context) overlap: {len(overlap)}; shared review lines: {len(shared_reviews)}")
+    return errors
+
+
+def _load_jsonl(path: Path, errors: list[str]) -> list[dict]:
+    """The rows of a JSONL file; a line that is not JSON is skipped and reported in errors."""
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            errors.append(f"{path.name}:{lineno}: invalid JSON ({exc})")
+    return rows
+
+
+def _check_products(products: list[dict]) -> list[str]:
+    errors = []
     if len(products) < 40:
         errors.append(f"products: {len(products)} < 40")
     for p in products:
@@ -1370,71 +1398,74 @@ def validate(products_path: Path, eval_path: Path, train_path: Path) -> list[str
             n_sent = r["text"].count(". ") + 1
             if not 2 <= n_sent <= 4:
                 errors.append(f"products: {r['review_id']} has {n_sent} sentences")
+    return errors
 
-    eval_rows, train_rows = load(eval_path), load(train_path)
-    for name, rows in (("eval", eval_rows), ("train", train_rows)):
-        ids = Counter(r.get("external_id") for r in rows)
-        errors += [f"{name}: duplicate external_id {i}" for i, c in ids.items() if c > 1]
-        pairs = Counter((r.get("text"), r.get("context")) for r in rows)
-        errors += [f"{name}: duplicate (text, context) {t[0][:40]!r}" for t, c in pairs.items() if c > 1]
-        for lineno, r in enumerate(rows, 1):
-            where = f"{name}.jsonl:{lineno}"
-            missing = [k for k in REQUIRED if k not in r]
-            if missing:
-                errors.append(f"{where}: missing {missing}")
-                continue
-            if not all(isinstance(r[k], str) for k in REQUIRED):
-                errors.append(f"{where}: non-string field")
-            if not r["text"] or not r["reference"]:
-                errors.append(f"{where}: empty text or reference")
-            if len(r["context"]) > MAX_CONTEXT:
-                errors.append(f"{where}: context {len(r['context'])} chars")
-            task, label = r["task"], r["label"]
-            if task in LABELS and label not in LABELS[task]:
-                errors.append(f"{where}: bad label {label!r} for {task}")
-            if task == "sentiment" and not r["reference"].lower().startswith(label + "."):
-                errors.append(f"{where}: sentiment reference does not start with the label")
-            if task == "recommendation" and not r["reference"].lower().startswith(label + "."):
-                errors.append(f"{where}: recommendation reference does not start with the label")
-            if task == "features":
-                if not label or label != label.lower() or not 1 <= len(label.split()) <= 3:
-                    errors.append(f"{where}: bad features label {label!r}")
-                if label.lower() not in r["context"].lower():
-                    errors.append(f"{where}: features label {label!r} not in context")
-                if label.lower() not in r["reference"].lower():
-                    errors.append(f"{where}: features label {label!r} not in reference")
-            if task == "relevance" and label != "":
-                errors.append(f"{where}: relevance label must be empty")
-    overlap = {(r["text"], r["context"]) for r in eval_rows} & {(r["text"], r["context"]) for r in train_rows}
-    if overlap:
-        errors.append(f"{len(overlap)} eval (text, context) pairs also in train")
+
+def _check_split(name: str, rows: list[dict]) -> list[str]:
+    """Duplicates within one split's rows, then each row's fields and label."""
+    ids = Counter(r.get("external_id") for r in rows)
+    errors = [f"{name}: duplicate external_id {i}" for i, c in ids.items() if c > 1]
+    pairs = Counter((r.get("text"), r.get("context")) for r in rows)
+    errors += [f"{name}: duplicate (text, context) {t[0][:40]!r}" for t, c in pairs.items() if c > 1]
+    for lineno, r in enumerate(rows, 1):
+        errors += _check_prompt_row(f"{name}.jsonl:{lineno}", r)
+    return errors
+
+
+def _check_prompt_row(where: str, r: dict) -> list[str]:
+    missing = [k for k in REQUIRED if k not in r]
+    if missing:
+        return [f"{where}: missing {missing}"]
+    errors = []
+    if not all(isinstance(r[k], str) for k in REQUIRED):
+        errors.append(f"{where}: non-string field")
+    if not r["text"] or not r["reference"]:
+        errors.append(f"{where}: empty text or reference")
+    if len(r["context"]) > MAX_CONTEXT:
+        errors.append(f"{where}: context {len(r['context'])} chars")
+    task, label = r["task"], r["label"]
+    if task in LABELS and label not in LABELS[task]:
+        errors.append(f"{where}: bad label {label!r} for {task}")
+    if task == "sentiment" and not r["reference"].lower().startswith(label + "."):
+        errors.append(f"{where}: sentiment reference does not start with the label")
+    if task == "recommendation" and not r["reference"].lower().startswith(label + "."):
+        errors.append(f"{where}: recommendation reference does not start with the label")
+    if task == "features":
+        if not label or label != label.lower() or not 1 <= len(label.split()) <= 3:
+            errors.append(f"{where}: bad features label {label!r}")
+        if label.lower() not in r["context"].lower():
+            errors.append(f"{where}: features label {label!r} not in context")
+        if label.lower() not in r["reference"].lower():
+            errors.append(f"{where}: features label {label!r} not in reference")
+    if task == "relevance" and label != "":
+        errors.append(f"{where}: relevance label must be empty")
+    return errors
+
+
+def _shared_between(eval_rows: list[dict], train_rows: list[dict]) -> tuple[set, set]:
+    """(text, context) pairs, and review lines of the contexts, that occur in both splits."""
+    eval_pairs = {(r["text"], r["context"]) for r in eval_rows}
+    overlap = eval_pairs & {(r["text"], r["context"]) for r in train_rows}
     eval_ctx_reviews = {line for r in eval_rows for line in r["context"].splitlines()[1:]}
     train_ctx_reviews = {line for r in train_rows for line in r["context"].splitlines()[1:]}
-    shared_reviews = eval_ctx_reviews & train_ctx_reviews
-    if shared_reviews:
-        errors.append(f"{len(shared_reviews)} review lines shared between eval and train")
+    return overlap, eval_ctx_reviews & train_ctx_reviews
 
-    per_task = {"eval": Counter(r["task"] for r in eval_rows), "train": Counter(r["task"] for r in train_rows)}
-    if any(per_task["eval"][t] != EVAL_PER_TASK for t in ("sentiment", "features", "recommendation", "relevance")):
-        errors.append(f"eval: per-task counts {dict(per_task['eval'])}")
-    if len(train_rows) < 320:
-        errors.append(f"train: {len(train_rows)} rows < 320")
 
+def _print_summary(products: list[dict], splits: dict[str, list[dict]], per_task: dict[str, Counter]) -> None:
     print(f"products: {len(products)} ({Counter(p['split'] for p in products)}), "
           f"reviews: {sum(len(p['reviews']) for p in products)}, "
           f"categories: {dict(Counter(p['category'] for p in products))}")
     ratings = Counter(r["rating"] for p in products for r in p["reviews"])
     print(f"review ratings: {dict(sorted(ratings.items()))}")
-    for name, rows in (("eval", eval_rows), ("train", train_rows)):
+    for name, rows in splits.items():
         print(f"{name}: {len(rows)} rows, per task {dict(sorted(per_task[name].items()))}")
         for task in ("sentiment", "recommendation"):
-            print(f"  {task} labels: {dict(sorted(Counter(r['label'] for r in rows if r['task'] == task).items()))}")
+            labels = Counter(r["label"] for r in rows if r["task"] == task)
+            print(f"  {task} labels: {dict(sorted(labels.items()))}")
         feats = Counter(r["label"] for r in rows if r["task"] == "features")
         print(f"  features labels: {len(feats)} distinct, most common {feats.most_common(3)}")
         print(f"  context chars: max {max(len(r['context']) for r in rows)}, "
               f"mean {sum(len(r['context']) for r in rows) / len(rows):.0f}")
-    print(f"eval/train (text, context) overlap: {len(overlap)}; shared review lines: {len(shared_reviews)}")
-    return errors
 
 
 def main() -> int:

@@ -99,6 +99,20 @@ def _manage(env: dict, *args: str) -> str:
 
 
 def main() -> None:
+    args, cases = _parse_args()
+    env, campaigns = _make_campaigns(cases)
+    server, base = _start_server(env)
+    try:
+        _wait_until_up(base)
+        results = _measure_cases(base, cases, campaigns, args.repeat)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(json.dumps({"chars": args.chars, "repeat": args.repeat, "viewport": "1280x900", **results}))
+
+
+def _parse_args() -> tuple[argparse.Namespace, dict[str, dict[str, str]]]:
+    """The arguments and the cases they pick."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chars", type=int, default=200_000)
@@ -110,7 +124,12 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown cases: {', '.join(sorted(unknown))} (known: {', '.join(cases)})")
         cases = {name: case for name, case in cases.items() if name in args.cases.split(",")}
+    return args, cases
 
+
+def _make_campaigns(cases: dict[str, dict[str, str]]) -> tuple[dict, dict[str, str]]:
+    """A throwaway var folder and database, the annotator, and one campaign per case made through the
+    real commands; returns (the environment for manage.py, campaign id per case)."""
     tmp = Path(tempfile.mkdtemp(prefix="evalsite-measure-"))
     env = {
         **os.environ,
@@ -128,65 +147,83 @@ def main() -> None:
         path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
         job = _manage(env, "import_answers", str(path), "--job", f"job-{name}")
         campaigns[name] = _manage(env, "create_campaign", "--job", job, "--name", name, "--overlap", "1")
+    return env, campaigns
 
+
+def _start_server(env: dict) -> tuple[subprocess.Popen, str]:
+    """`manage.py runserver` on a free port; returns (the process, its base URL)."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
-    results: dict = {}
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        from playwright.sync_api import sync_playwright
+    return server, f"http://127.0.0.1:{port}"
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+def _wait_until_up(base: str) -> None:
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+
+
+def _measure_cases(base: str, cases: dict, campaigns: dict[str, str], repeat: int) -> dict:
+    """Log in with Chromium and measure each case's rating page; prints one line per case."""
+    from playwright.sync_api import sync_playwright
+
+    results: dict = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(600_000)
+        _log_in(page, base)
+        for name, campaign in campaigns.items():
+            url = f"{base}/annotate/campaigns/{campaign}/"
+            runs = _time_runs(page, url, cases[name]["target"], name, repeat)
+            results[name] = {key: round(statistics.median(values), 1) for key, values in runs.items()}
+            results[name]["page_overflow_px"] = page.evaluate(
+                "() => document.documentElement.scrollWidth - window.innerWidth"
             )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(600_000)
-            page.goto(f"{base}/login/")
-            page.fill("#id_username", "rater")
-            page.fill("#id_password", PASSWORD)
-            with page.expect_navigation():
-                page.press("#id_password", "Enter")
-            for name, campaign in campaigns.items():
-                target = cases[name]["target"]
-                runs: dict[str, list[float]] = {
-                    "load_ms": [], "key_ms": [], "relayout_ms": [], "scroll_end_ms": []
-                }
-                for _ in range(args.repeat):
-                    t0 = time.perf_counter()
-                    page.goto(f"{base}/annotate/campaigns/{campaign}/", wait_until="load")
-                    page.evaluate(FRAME_JS)
-                    runs["load_ms"].append((time.perf_counter() - t0) * 1000)
-                    t0 = time.perf_counter()
-                    page.keyboard.press("4")
-                    page.evaluate(FRAME_JS)
-                    runs["key_ms"].append((time.perf_counter() - t0) * 1000)
-                    if not page.locator("#score_left_4").is_checked():
-                        raise SystemExit(f"{name}: the key 4 did not score the left answer")
-                    runs["relayout_ms"].append(page.evaluate(RELAYOUT_JS))
-                    t0 = time.perf_counter()
-                    page.evaluate(SCROLL_END_JS, target)
-                    page.evaluate(FRAME_JS)
-                    runs["scroll_end_ms"].append((time.perf_counter() - t0) * 1000)
-                results[name] = {key: round(statistics.median(values), 1) for key, values in runs.items()}
-                results[name]["page_overflow_px"] = page.evaluate(
-                    "() => document.documentElement.scrollWidth - window.innerWidth"
-                )
-                print(name, json.dumps(results[name]), flush=True)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    print(json.dumps({"chars": args.chars, "repeat": args.repeat, "viewport": "1280x900", **results}))
+            print(name, json.dumps(results[name]), flush=True)
+        browser.close()
+    return results
+
+
+def _log_in(page, base: str) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "rater")
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.press("#id_password", "Enter")
+
+
+def _time_runs(page, url: str, target: str, name: str, repeat: int) -> dict[str, list[float]]:
+    """repeat timings of loading the rating page at url, scoring with the key 4, a relayout and
+    scrolling the target text to its end."""
+    runs: dict[str, list[float]] = {
+        "load_ms": [], "key_ms": [], "relayout_ms": [], "scroll_end_ms": []
+    }
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        page.goto(url, wait_until="load")
+        page.evaluate(FRAME_JS)
+        runs["load_ms"].append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        page.keyboard.press("4")
+        page.evaluate(FRAME_JS)
+        runs["key_ms"].append((time.perf_counter() - t0) * 1000)
+        if not page.locator("#score_left_4").is_checked():
+            raise SystemExit(f"{name}: the key 4 did not score the left answer")
+        runs["relayout_ms"].append(page.evaluate(RELAYOUT_JS))
+        t0 = time.perf_counter()
+        page.evaluate(SCROLL_END_JS, target)
+        page.evaluate(FRAME_JS)
+        runs["scroll_end_ms"].append((time.perf_counter() - t0) * 1000)
+    return runs
 
 
 if __name__ == "__main__":
