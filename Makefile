@@ -31,11 +31,13 @@ demo: install
 # scenario; then the fast tests again on the embedded defaults (SQLite, server-less broker).
 test: install browser
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports --no-cache
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not reliability"
 	PG_URL=$(PG_URL) bash scripts/reliability.sh
 	$(BIN)/python -m pytest -m "not slow and not browser" -q
 
 test-fast: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not slow and not browser" -q
 
 # Fault-injection and security suites on PostgreSQL; prints one line of figures per scenario.

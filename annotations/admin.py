@@ -1,6 +1,12 @@
+"""Django admin for users (with their role), campaigns (close / reopen), gold pairs, assignments and
+ratings. Admin pages show which answer is which model: only evalsite admins reach them."""
+
+from __future__ import annotations
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import Count
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
 
 from .models import Assignment, Campaign, Pair, Rating, User
 
@@ -14,12 +20,12 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.action(description="Close the selected campaigns (ratings become read-only)")
-def close_campaigns(modeladmin, request, queryset):
+def close_campaigns(modeladmin: CampaignAdmin, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
     queryset.update(status=Campaign.Status.CLOSED)
 
 
 @admin.action(description="Reopen the selected campaigns")
-def open_campaigns(modeladmin, request, queryset):
+def open_campaigns(modeladmin: CampaignAdmin, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
     queryset.update(status=Campaign.Status.OPEN)
 
 
@@ -31,22 +37,22 @@ class CampaignAdmin(admin.ModelAdmin):
     actions = [close_campaigns, open_campaigns]
     raw_id_fields = ("job",)
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return super().get_queryset(request).annotate(_pair_count=Count("pairs"))
 
     @admin.display(description="pairs", ordering="_pair_count")
-    def pair_count(self, obj):
-        return obj._pair_count
+    def pair_count(self, obj: Campaign) -> int:
+        return obj._pair_count  # type: ignore[attr-defined]  # annotated by get_queryset
 
 
 class GoldFilter(admin.SimpleListFilter):
     title = "gold"
     parameter_name = "gold"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "gold pairs"), ("no", "ordinary pairs")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Pair]) -> QuerySet[Pair]:
         if self.value() == "yes":
             return queryset.exclude(gold_preference="")
         if self.value() == "no":
@@ -55,7 +61,7 @@ class GoldFilter(admin.SimpleListFilter):
 
 
 @admin.action(description="Stop treating the selected pairs as gold")
-def clear_gold(modeladmin, request, queryset):
+def clear_gold(modeladmin: PairAdmin, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
     queryset.update(gold_preference="", gold_correct_pretrained=None, gold_correct_finetuned=None)
 
 

@@ -1,4 +1,5 @@
-"""Annotator API: the next blinded pair, and ratings. Thin views over annotations.services.
+"""Annotator API: the next blinded pair, ratings and skips. Thin views over annotations.assignment and
+annotations.rating.
 
 Blinding: responses carry only the assignment id, the prompt and the two texts as "left"/"right".
 Nothing here may name a model, an adapter, a role or an answer id.
@@ -10,14 +11,16 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
-from .models import Assignment, Campaign, Pair, Preference
-from .permissions import IsAnnotator
+from evalsite.access import IsAnnotator
+
+from .assignment import annotator_progress, assignment_next, assignment_skip, blinded_texts
+from .errors import AnnotationError, CampaignClosed
+from .models import Assignment, Campaign, Pair, Preference, User
+from .rating import rating_submit
 
 
 class Conflict(APIException):
@@ -25,8 +28,8 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-def _refusal(error: services.AnnotationError) -> APIException:
-    if isinstance(error, services.CampaignClosed):
+def _refusal(error: AnnotationError) -> APIException:
+    if isinstance(error, CampaignClosed):
         return PermissionDenied(str(error))
     return Conflict(str(error))
 
@@ -70,13 +73,15 @@ class BlindedAnswerSerializer(serializers.Serializer):
 class CampaignNextApi(APIView):
     """The annotator's next blinded pair in a campaign."""
 
-    permission_classes = [IsAuthenticated, IsAnnotator]
+    permission_classes = [IsAnnotator]
 
     @extend_schema_serializer(component_name="AnnotationNext")
     class OutputSerializer(serializers.Serializer):
         assignment = serializers.IntegerField()
         prompt = PromptSerializer()
-        question = serializers.CharField(help_text="what to judge for this prompt's task, shown above the scores")
+        question = serializers.CharField(
+            help_text="what to judge for this prompt's task, shown above the scores"
+        )
         left = BlindedAnswerSerializer()
         right = BlindedAnswerSerializer()
         progress = ProgressSerializer()
@@ -93,8 +98,8 @@ class CampaignNextApi(APIView):
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = _annotator_campaign(campaign_id)
         try:
-            assignment = services.assignment_next(campaign=campaign, annotator=request.user)
-        except services.AnnotationError as error:
+            assignment = assignment_next(campaign=campaign, annotator=request.user)
+        except AnnotationError as error:
             raise _refusal(error) from None
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -106,12 +111,12 @@ class CampaignNextApi(APIView):
         return Response(self.OutputSerializer(next_payload(assignment, annotator=request.user)).data)
 
 
-def next_payload(assignment: Assignment, *, annotator) -> dict:
+def next_payload(assignment: Assignment, *, annotator: User) -> dict[str, object]:
     """The blinded view of an assignment: answers placed by the stored side, labelled only left/right."""
     pair = assignment.pair
     prompt = pair.prompt
     left, right = blinded_texts(assignment)
-    progress = services.annotator_progress(campaign=pair.campaign, annotator=annotator)
+    progress = annotator_progress(campaign=pair.campaign, annotator=annotator)
     return {
         "assignment": assignment.pk,
         "prompt": {"task": prompt.task, "text": prompt.text, "context": prompt.context},
@@ -122,18 +127,10 @@ def next_payload(assignment: Assignment, *, annotator) -> dict:
     }
 
 
-def blinded_texts(assignment: Assignment) -> tuple[str, str]:
-    pair = assignment.pair
-    finetuned, pretrained = pair.finetuned_answer.text, pair.pretrained_answer.text
-    if assignment.finetuned_side == "left":
-        return finetuned, pretrained
-    return pretrained, finetuned
-
-
 class AssignmentRatingApi(APIView):
     """Rate an assignment (201), or change one's rating of it (200)."""
 
-    permission_classes = [IsAuthenticated, IsAnnotator]
+    permission_classes = [IsAnnotator]
 
     @extend_schema_serializer(component_name="RatingInput")
     class InputSerializer(serializers.Serializer):
@@ -175,10 +172,10 @@ class AssignmentRatingApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            result = services.rating_submit(
+            result = rating_submit(
                 assignment=assignment, annotator=request.user, **serializer.validated_data
             )
-        except services.AnnotationError as error:
+        except AnnotationError as error:
             raise _refusal(error) from None
         if result is None:
             raise NotFound("No such assignment.")
@@ -192,7 +189,7 @@ class AssignmentRatingApi(APIView):
 class AssignmentSkipApi(APIView):
     """Leave an unrated assignment without rating it; its slot goes back to the pool."""
 
-    permission_classes = [IsAuthenticated, IsAnnotator]
+    permission_classes = [IsAnnotator]
 
     @extend_schema(
         operation_id="assignment_skip",
@@ -204,6 +201,6 @@ class AssignmentSkipApi(APIView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = _annotator_assignment(request, assignment_id)
-        if services.assignment_skip(assignment=assignment, annotator=request.user) is None:
+        if assignment_skip(assignment=assignment, annotator=request.user) is None:
             raise NotFound("No such assignment.")
         return Response(status=status.HTTP_204_NO_CONTENT)

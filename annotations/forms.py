@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Preference
+from .models import Preference, Rating
 
 SCORE_CHOICES = [(str(i), str(i)) for i in range(1, 6)]
 CORRECT_CHOICES = [("true", "Correct"), ("false", "Incorrect"), ("", "Not sure")]
@@ -32,7 +32,7 @@ class RatingForm(forms.Form):
     duration_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
 
     @classmethod
-    def initial_from_rating(cls, rating) -> dict:
+    def initial_from_rating(cls, rating: Rating) -> dict[str, str]:
         def as_choice(value: bool | None) -> str:
             return "" if value is None else ("true" if value else "false")
 

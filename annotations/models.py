@@ -9,14 +9,15 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from evalsite import access
 from generation.models import Answer, GenerationJob, Prompt
 
 
 class User(AbstractUser):
     class UserRole(models.TextChoices):
-        ANNOTATOR = "annotator"
-        RESEARCHER = "researcher"
-        ADMIN = "admin"
+        ANNOTATOR = access.ANNOTATOR
+        RESEARCHER = access.RESEARCHER
+        ADMIN = access.ADMIN
 
     role = models.CharField(max_length=20, choices=UserRole.choices, default=UserRole.ANNOTATOR)
 
@@ -26,17 +27,14 @@ class User(AbstractUser):
         digest = hashlib.sha256(f"{settings.SECRET_KEY}:annotator:{self.pk}".encode()).hexdigest()
         return f"rater-{digest[:10]}"
 
-    @property
-    def is_annotator(self) -> bool:
-        return self.role == self.UserRole.ANNOTATOR
-
+    # For templates (`{% if user.can_read_reports %}`); the rules themselves live in evalsite.access.
     @property
     def can_read_reports(self) -> bool:
-        return self.role in (self.UserRole.RESEARCHER, self.UserRole.ADMIN) or self.is_superuser
+        return access.can_read_reports(self)
 
     @property
     def is_evalsite_admin(self) -> bool:
-        return self.role == self.UserRole.ADMIN or self.is_superuser
+        return access.is_admin(self)
 
 
 # The question shown above the scores, per prompt task; a campaign's `task_questions` overrides these.
@@ -119,7 +117,9 @@ class Assignment(models.Model):
     so a reload shows the same order; nothing annotator-facing ever exposes it."""
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
     finetuned_side = models.CharField(max_length=5, choices=Side.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     # an open (unrated) assignment holds a slot of its pair until then; after that the slot returns
@@ -159,6 +159,10 @@ class Rating(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(score_left__gte=1, score_left__lte=5), name="rating_score_left_1_5"),
-            models.CheckConstraint(condition=Q(score_right__gte=1, score_right__lte=5), name="rating_score_right_1_5"),
+            models.CheckConstraint(
+                condition=Q(score_left__gte=1, score_left__lte=5), name="rating_score_left_1_5"
+            ),
+            models.CheckConstraint(
+                condition=Q(score_right__gte=1, score_right__lte=5), name="rating_score_right_1_5"
+            ),
         ]

@@ -23,9 +23,9 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
-if not os.environ.get("SECRET_KEY"):
-    os.environ.setdefault("DEBUG", "1")  # a local measurement: no secret is needed, nothing is served
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._models import model_dir  # noqa: E402
 
 LABELLED_TASKS = ("sentiment", "recommendation")
 
@@ -78,9 +78,6 @@ def main() -> int:
     parser.add_argument("--show", action="store_true", help="print every answer pair")
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
     import torch
     from peft import PeftModel
 
@@ -90,7 +87,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = pick_queries(Path(args.eval), args.per_task)
-    base, tokenizer = load_base_model(resolve_base(args.base), device="cpu")
+    base, tokenizer = load_base_model(resolve_base(args.base, model_dir=model_dir()), device="cpu")
     model = PeftModel.from_pretrained(base, args.adapter).eval()
 
     started = time.perf_counter()

@@ -211,9 +211,23 @@ def drop_postgres_database(server_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def self_contained(args, database_url: str | None = None) -> tuple[str, int, list[str], subprocess.Popen, str]:
+def self_contained(
+    args, database_url: str | None = None
+) -> tuple[str, int, list[str], subprocess.Popen, str]:
     """Throwaway database (SQLite, or the PostgreSQL one given) with a synthetic finished job, a campaign,
     annotators with API tokens, and a local gunicorn serving it."""
+    env = _throwaway_env(database_url)
+    _setup_django()
+    campaign_id, tokens = _seed_campaign(args)
+    url, server, server_kind = _start_server(args, env)
+    warm_up(url, tokens[0], args.workers * args.threads * 4)
+    database = "PostgreSQL" if database_url else "SQLite"
+    return url, campaign_id, tokens, server, f"{server_kind}, {database}, DEBUG off"
+
+
+def _throwaway_env(database_url: str | None) -> dict:
+    """Point this process at a fresh var folder (and the database given, else SQLite in it); returns the
+    environment for the server."""
     var_dir = tempfile.mkdtemp(prefix="evalsite-annotate-load-")
     env = {
         **os.environ,
@@ -228,18 +242,41 @@ def self_contained(args, database_url: str | None = None) -> tuple[str, int, lis
     os.environ.pop("DATABASE_URL", None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url
+    return env
+
+
+def _setup_django() -> None:
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
+
+
+def _seed_campaign(args) -> tuple[int, list[str]]:
+    """Migrate, then a finished job with args.prompts pairs, a campaign on it and args.annotators
+    annotators with API tokens; returns (campaign id, tokens). Closes the database connections."""
     from django.core.management import call_command
+    from django.db import connections
     from rest_framework.authtoken.models import Token
 
+    from annotations.campaigns import campaign_create
     from annotations.models import User
-    from annotations.services import campaign_create
-    from generation.models import Answer, Dataset, GenerationJob, JobStatus, Prompt, Role
 
     call_command("migrate", verbosity=0)
+    job = _create_finished_job(args.prompts)
+    campaign = campaign_create(job=job, name="load", overlap=args.overlap)
+    # no passwords: the API is used with tokens, and hashing 50 passwords would dominate the set-up
+    User.objects.bulk_create(User(username=f"load{i}", role="annotator") for i in range(args.annotators))
+    users = list(User.objects.filter(username__startswith="load").order_by("id"))
+    tokens = [Token.objects.create(user=user).key for user in users]
+    connections.close_all()
+    return campaign.pk, tokens
+
+
+def _create_finished_job(n_prompts: int):
+    """A dataset of n_prompts prompts and a succeeded, imported job with both answers to each."""
+    from generation.models import Answer, Dataset, GenerationJob, JobStatus, Prompt, Role
+
     dataset = Dataset.objects.create(name="load")
     job = GenerationJob.objects.create(
         name="load", dataset=dataset, status=JobStatus.SUCCEEDED, imported=True
@@ -253,27 +290,24 @@ def self_contained(args, database_url: str | None = None) -> tuple[str, int, lis
             text=f"Question {i}: what does this review say about the battery?",
             context=f"Review {i}: " + "The battery lasts about a day and charging is quick. " * 6,
         )
-        for i in range(args.prompts)
+        for i in range(n_prompts)
     )
     Answer.objects.bulk_create(
         Answer(
             job=job,
             prompt=prompt,
             role=role,
-            text=f"An answer to question {prompt.external_id}. " + "It is mostly positive about the battery. " * 8,
+            text=f"An answer to question {prompt.external_id}. "
+            + "It is mostly positive about the battery. " * 8,
         )
         for prompt in prompts
         for role in (Role.PRETRAINED, Role.FINETUNED)
     )
-    campaign = campaign_create(job=job, name="load", overlap=args.overlap)
-    # no passwords: the API is used with tokens, and hashing 50 passwords would dominate the set-up
-    User.objects.bulk_create(User(username=f"load{i}", role="annotator") for i in range(args.annotators))
-    users = list(User.objects.filter(username__startswith="load").order_by("id"))
-    tokens = [Token.objects.create(user=user).key for user in users]
-    from django.db import connections
+    return job
 
-    connections.close_all()
 
+def _start_server(args, env: dict) -> tuple[str, subprocess.Popen, str]:
+    """Start the server on a free local port and wait until it answers; returns (url, process, kind)."""
     port = free_port()
     # the server runs as in production: DEBUG off (no per-request query log), plain http on localhost
     server_env = {
@@ -285,6 +319,20 @@ def self_contained(args, database_url: str | None = None) -> tuple[str, int, lis
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",
     }
+    command, server_kind = _server_command(args, port)
+    server = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"{url}/login/", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    return url, server, server_kind
+
+
+def _server_command(args, port: int) -> tuple[list[str], str]:
+    """gunicorn (gthread) when installed, else runserver; returns (command, a description)."""
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
     if gunicorn:
         command = [
@@ -302,21 +350,8 @@ def self_contained(args, database_url: str | None = None) -> tuple[str, int, lis
             "--log-level",
             "warning",
         ]
-        server_kind = f"gunicorn {args.workers} workers x {args.threads} threads (gthread)"
-    else:
-        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-        server_kind = "runserver"
-    server = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{url}/login/", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.2)
-    warm_up(url, tokens[0], args.workers * args.threads * 4)
-    database = "PostgreSQL" if database_url else "SQLite"
-    return url, campaign.pk, tokens, server, f"{server_kind}, {database}, DEBUG off"
+        return command, f"gunicorn {args.workers} workers x {args.threads} threads (gthread)"
+    return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], "runserver"
 
 
 def main() -> None:

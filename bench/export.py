@@ -36,8 +36,8 @@ def build_only(var_dir: str, n_prompts: int, raters: int, annotators: int) -> No
 
 def export(var_dir: str, campaign_id: int, fmt: str) -> dict:
     setup_throwaway_django(var_dir)
-    from annotations.exporting import stream
     from annotations.models import Campaign
+    from reports.exports import stream
 
     campaign = Campaign.objects.get(pk=campaign_id)
     baseline = _rss_mb()

@@ -25,12 +25,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # First, always: the script's own folder holds bench/generation.py, which would shadow the
 # `generation` package (seen on the GPU machine when the repo root was also on PYTHONPATH).
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 
 TINYLLAMA = {
     "hidden_size": 2048,
@@ -79,6 +79,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def train_steps(
+    model: Any,
+    optimizer: Any,
+    args: argparse.Namespace,
+    vocab_size: int,
+    device: str,
+    step_seconds: list[float],
+    losses: list[float],
+) -> None:
+    """`args.steps` training steps on random token ids, appending each step's time and mean loss
+    (so the steps before an out-of-memory error still count)."""
+    import torch
+
+    from generation.ml.finetune import training_step
+
+    generator = torch.Generator().manual_seed(args.seed)
+    for _ in range(args.steps):
+        ids = torch.randint(0, vocab_size, (args.batch_size, args.seq_len), generator=generator)
+        batch = {
+            "input_ids": ids.to(device),
+            "labels": ids.to(device),
+            "attention_mask": torch.ones_like(ids).to(device),
+        }
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        loss_sum, n = training_step(model, optimizer, batch, device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        step_seconds.append(time.perf_counter() - started)
+        losses.append(loss_sum / n)
+
+
 def run_mode(args: argparse.Namespace) -> dict:
     """Runs in a child process: build the model, train `steps` steps, measure."""
     import torch
@@ -92,7 +125,6 @@ def run_mode(args: argparse.Namespace) -> dict:
         peak_memory,
         prepare_model,
         trainable_share,
-        training_step,
         versions,
     )
 
@@ -121,26 +153,11 @@ def run_mode(args: argparse.Namespace) -> dict:
     total = with_adapter - trainable if mode == "lora" else with_adapter
     optimizer = make_optimizer(model, config)
 
-    generator = torch.Generator().manual_seed(args.seed)
+    result: dict = {"mode": mode}
     step_seconds: list[float] = []
     losses: list[float] = []
-    result: dict = {"mode": mode}
     try:
-        for _ in range(args.steps):
-            ids = torch.randint(0, llama.vocab_size, (args.batch_size, args.seq_len), generator=generator)
-            batch = {
-                "input_ids": ids.to(device),
-                "labels": ids.to(device),
-                "attention_mask": torch.ones_like(ids).to(device),
-            }
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            loss_sum, n = training_step(model, optimizer, batch, device)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            step_seconds.append(time.perf_counter() - started)
-            losses.append(loss_sum / n)
+        train_steps(model, optimizer, args, llama.vocab_size, device, step_seconds, losses)
     except torch.cuda.OutOfMemoryError as exc:
         result["error"] = f"CUDA out of memory after {len(step_seconds)} steps: {str(exc).splitlines()[0]}"
     peak, kind = peak_memory(device)

@@ -6,7 +6,7 @@
 naive  = one prompt at a time, two transformers generate() calls per prompt: the pre-trained model, then
          the fine-tuned one (the same role models the engine uses: see --adapter-mode).
 engine = what a worker does (generation.ml.engine.generate): role-homogeneous batches of --batch-size rows
-         (default: the worker's), run by the worker's decode loop (generation/decoding.py).
+         (default: the worker's), run by the worker's decode loop (generation/ml/decoding/).
 Both decode greedily and count the same way: tokens generated up to and including the end-of-sequence
 token (padding not counted). tok/s = those tokens / wall seconds of the generate calls. A warm-up call
 runs first and is not timed. `matching_answers` says how many engine answers equal the naive ones
@@ -19,7 +19,8 @@ round's engine rate over that round's naive rate (with a distribution-free inter
 `speedup_rounds_median_interval`), and `engine_repeatable` whether every round gave the same answers.
 
 Prints progress, then one JSON object on the last line. It never asserts a time: the figures depend on
-the machine, which the JSON names.
+the machine, which the JSON names. It needs torch, transformers and peft, not Django: a GGUF model
+(the demo's) is converted into EVALSITE_MODEL_DIR, else var/models, as the site's settings say.
 """
 
 from __future__ import annotations
@@ -38,11 +39,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
-os.environ.setdefault("DEBUG", "1")  # settings are only read for the model cache folder; nothing is served
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from generation.ml.decoding import DEFAULT_BATCH_SIZE  # noqa: E402  (torch-free)
+from bench._models import build_random_tinyllama, load_real  # noqa: E402  (torch is imported on use)
+from generation.configs import DEFAULT_BATCH_SIZE  # noqa: E402  (torch-free)
 
 QUESTIONS = [
     (
@@ -51,7 +51,10 @@ QUESTIONS = [
     ),
     (
         "Which features does the reviewer mention?",
-        "Light and quiet, the battery lasts two days, but the case feels cheap and the screen scratches easily.",
+        (
+            "Light and quiet, the battery lasts two days, but the case feels cheap and the screen"
+            " scratches easily."
+        ),
     ),
     (
         "Would you recommend this product to a friend? Answer yes or no.",
@@ -63,7 +66,10 @@ QUESTIONS = [
     ),
     (
         "Summarise the review in one sentence.",
-        "Comfortable headphones with great sound. The noise cancelling works well on trains, and they fold flat.",
+        (
+            "Comfortable headphones with great sound. The noise cancelling works well on trains, and they"
+            " fold flat."
+        ),
     ),
     ("What is the sentiment of this review?", "Fine."),
     (
@@ -88,125 +94,13 @@ def text_prompts(n: int) -> list[Any]:
     ]
 
 
-def random_lora(model: Any, *, r: int = 16, seed: int = 1) -> Any:
-    """A LoRA adapter with random (non-zero) weights on q/k/v/o, attached in memory as "finetuned"."""
-    import torch
-    from peft import LoraConfig, PeftModel
-
-    torch.manual_seed(seed)
-    config = LoraConfig(
-        r=r,
-        lora_alpha=2 * r,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    return PeftModel(model, config, adapter_name="finetuned")
-
-
-def word_tokenizer(vocab_size: int) -> Any:
-    """A tokenizer whose tokens are t0..tN: enough to pad, stop and decode random-token prompts."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab_size)}, unk_token="t0"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="t0", bos_token="t1", eos_token="t2", pad_token="t0"
-    )
-    fast.padding_side = "left"
-    return fast
-
-
-def build_random_tinyllama(device: str, dtype: str) -> Any:
-    """TinyLlama-1.1B's architecture with random weights, made on the device, plus a random LoRA r=16."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from generation.ml.engine import LoadedModel
-    from generation.ml.modeling import BaseModelRef
-
-    config = LlamaConfig(
-        vocab_size=32000,
-        hidden_size=2048,
-        intermediate_size=5632,
-        num_hidden_layers=22,
-        num_attention_heads=32,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, dtype))
-    try:
-        with torch.device(device):
-            model = LlamaForCausalLM(config)
-    finally:
-        torch.set_default_dtype(previous)
-    model.eval()
-    entry = LoadedModel(
-        ref=BaseModelRef("random-tinyllama-1.1b"),
-        model=model,
-        tokenizer=word_tokenizer(32000),
-        device=device,
-        dtype=dtype,
-        load_seconds=0.0,
-    )
-    return entry, attach_random_lora(entry)
-
-
-def attach_random_lora(entry: Any) -> dict[str, Any]:
-    """A random LoRA r=16 as the fine-tuned role, attached or merged into a copy as the worker would
-    (generation.ml.engine.adapter_mode). Returns the parameter counts."""
-    import copy
-
-    from generation.ml import engine
-
-    mode = engine.adapter_mode(entry.device)
-    base_params = sum(p.numel() for p in entry.model.parameters())
-    peft_model = random_lora(copy.deepcopy(entry.model) if mode == "merged" else entry.model)
-    peft_model.to(device=entry.device, dtype=next(entry.model.parameters()).dtype)
-    peft_model.eval()
-    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
-    if mode == "merged":
-        entry.merged["finetuned"] = peft_model.merge_and_unload().eval()
-    else:
-        entry.model = peft_model
-    entry.adapters["<random lora r=16 q,k,v,o>"] = "finetuned"
-    return {"adapter_params": lora, "base_params": base_params}
-
-
-def load_real(
-    base: str, gguf_file: str, adapter: str, device: str | None, dtype: str | None
-) -> tuple[Any, dict[str, Any]]:
-    from generation.ml import engine
-    from generation.ml.modeling import resolve_base
-
-    entry, info = engine.load_base(resolve_base(base, gguf_file), device=device, dtype=dtype)
-    log(f"loaded {entry.ref.label} on {entry.device} ({entry.dtype}) in {info.seconds:.1f} s")
-    if not adapter:
-        counts = attach_random_lora(entry)
-        return entry, {"adapter": "random LoRA r=16 on q,k,v,o (made on the fly)", **counts}
-    base_params = sum(p.numel() for p in entry.model.parameters())
-    engine.load_adapter(entry, adapter)  # the first adapter attached is named "finetuned"
-    from safetensors import safe_open
-
-    with safe_open(str(Path(adapter) / "adapter_model.safetensors"), "pt") as tensors:
-        lora = sum(math.prod(tensors.get_slice(k).get_shape()) for k in tensors.keys())  # noqa: SIM118
-    return entry, {"adapter": adapter, "adapter_params": lora, "base_params": base_params}
-
-
 def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple[float, int, list[str]]:
     """One prompt at a time; for each, a base generate() and an adapter generate()."""
     import torch
 
     from generation.ml import engine
 
-    eos = engine._eos_ids(entry)
+    eos = engine.eos_ids(entry)
     tokenizer = entry.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     options = {
@@ -227,7 +121,7 @@ def naive(entry: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> tuple
         for role in ("pretrained", "finetuned"):
             started = time.perf_counter()
             adapter = "finetuned" if role == "finetuned" else None
-            with torch.inference_mode(), engine._role(entry, adapter) as model:
+            with torch.inference_mode(), engine.role_model(entry, adapter) as model:
                 out = model.generate(input_ids=input_ids, attention_mask=mask, **options)
             if entry.device.startswith("cuda"):
                 torch.cuda.synchronize()
@@ -305,7 +199,7 @@ def machine(device: str) -> dict[str, Any]:
     return info
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--base", default="smollm2-demo", help="hub id, local folder, .gguf path or smollm2-demo"
@@ -356,20 +250,16 @@ def main() -> None:
         action="store_true",
         help="random TinyLlama-1.1B-shaped model + random LoRA r=16 (q,k,v,o), random-token prompts",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    if args.adapter_mode:
-        os.environ["EVALSITE_ADAPTER_MODE"] = args.adapter_mode
-    if args.decode_step:
-        os.environ["EVALSITE_DECODE_STEP"] = args.decode_step
+    return args
 
-    import peft
-    import torch
-    import transformers
 
-    from generation.ml import static_step
-    from generation.ml.engine import decode_step_mode
+def prepare(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str, list[list[int]]]:
+    """The loaded model (with its fine-tuned role), what to report about it, its label, and the
+    prompts as token ids."""
+    from generation.ml.engine import encode
     from generation.ml.modeling import pick_device
     from generation.ml.prompting import render_prompt
 
@@ -386,32 +276,29 @@ def main() -> None:
         prompt_ids = [
             [1] + [rng.randrange(3, 32000) for _ in range(rng.randint(16, 160))] for _ in range(args.prompts)
         ]
-    else:
-        adapter = args.adapter
-        if adapter is None:
-            demo = ROOT / "demo" / "adapter"
-            adapter = str(demo) if (demo / "adapter_config.json").is_file() else ""
-        entry, extra = load_real(args.base, args.gguf_file, adapter, args.device, args.dtype)
-        model_label = (
-            entry.ref.label if args.base != "smollm2-demo" else f"smollm2-demo ({entry.ref.gguf_file})"
-        )
-        from generation.ml.engine import encode
+        return entry, extra, model_label, prompt_ids
+    adapter = args.adapter
+    if adapter is None:
+        demo = ROOT / "demo" / "adapter"
+        adapter = str(demo) if (demo / "adapter_config.json").is_file() else ""
+    entry, extra = load_real(args.base, args.gguf_file, adapter, args.device, args.dtype)
+    model_label = entry.ref.label if args.base != "smollm2-demo" else f"smollm2-demo ({entry.ref.gguf_file})"
+    prompt_ids = [encode(entry, render_prompt(entry.tokenizer, p)) for p in text_prompts(args.prompts)]
+    return entry, extra, model_label, prompt_ids
 
-        prompt_ids = [encode(entry, render_prompt(entry.tokenizer, p)) for p in text_prompts(args.prompts)]
-    lengths = [len(p) for p in prompt_ids]
-    log(
-        f"{args.prompts} prompts ({min(lengths)}-{max(lengths)} tokens), 2 roles, up to {args.max_new_tokens} new tokens"
-    )
 
-    log("warm-up")
-    run_engine(entry, prompt_ids[:2], 4, args.batch_size)
-    naive(entry, prompt_ids[:1], 4)
+Run = tuple[float, int, list[str]]  # seconds, tokens, answers
 
-    naive_count = len(prompt_ids) if args.naive_prompts is None else min(args.naive_prompts, len(prompt_ids))
+
+def run_rounds(
+    entry: Any, prompt_ids: list[list[int]], args: argparse.Namespace, naive_count: int
+) -> tuple[list[Run], list[Run], list[float]]:
+    """`args.rounds` engine runs, each followed by its share of the first `naive_count` prompts run
+    the naive way: (engine runs, naive runs, each round's engine rate over its naive rate)."""
     rounds = args.rounds
     shares = [prompt_ids[naive_count * r // rounds : naive_count * (r + 1) // rounds] for r in range(rounds)]
-    engine_runs: list[tuple[float, int, list[str]]] = []
-    naive_runs: list[tuple[float, int, list[str]]] = []
+    engine_runs: list[Run] = []
+    naive_runs: list[Run] = []
     speedup_rounds: list[float] = []  # each round with a naive share: its engine rate / its naive rate
     for r, share in enumerate(shares, 1):
         log(f"round {r}/{rounds}: engine, the worker's batches ...")
@@ -424,7 +311,12 @@ def main() -> None:
             naive_s, naive_tokens, _ = naive_runs[-1]
             log(f"naive: {naive_tokens} tokens in {naive_s:.1f} s = {naive_tokens / naive_s:.1f} tok/s")
             speedup_rounds.append(round((run[1] / run[0]) / (naive_tokens / naive_s), 2))
+    return engine_runs, naive_runs, speedup_rounds
 
+
+def figures(engine_runs: list[Run], naive_runs: list[Run], speedup_rounds: list[float]) -> dict[str, Any]:
+    """The report's rates and counts: the median engine round against every naive share together."""
+    rounds = len(engine_runs)
     engine_rates = [tokens / seconds for seconds, tokens, _ in engine_runs]
     median_round = sorted(range(rounds), key=lambda r: engine_rates[r])[(rounds - 1) // 2]
     engine_s, engine_tokens, engine_texts = engine_runs[median_round]
@@ -433,10 +325,51 @@ def main() -> None:
     naive_tokens = sum(run[1] for run in naive_runs)
     naive_texts = [text for run in naive_runs for text in run[2]]
     naive_tok_s = naive_tokens / naive_s if naive_runs else None
-    result = {
+    return {
         "naive_tok_s": round(naive_tok_s, 2) if naive_tok_s else None,
         "engine_tok_s": round(engine_tok_s, 2),
         "speedup": round(engine_tok_s / naive_tok_s, 2) if naive_tok_s else None,
+        "naive_seconds": round(naive_s, 3),
+        "engine_seconds": round(engine_s, 3),
+        "naive_tokens": naive_tokens,
+        "engine_tokens": engine_tokens,
+        "rounds": rounds,
+        "engine_tok_s_rounds": [round(rate, 2) for rate in engine_rates],
+        "speedup_rounds": speedup_rounds,
+        "speedup_rounds_median_interval": median_interval(speedup_rounds),
+        "engine_repeatable": all(run[2] == engine_texts for run in engine_runs),
+        # of the naive run's answers, how many the engine gave word for word
+        "matching_answers": sum(a == b for a, b in zip(naive_texts, engine_texts, strict=False)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.adapter_mode:
+        os.environ["EVALSITE_ADAPTER_MODE"] = args.adapter_mode
+    if args.decode_step:
+        os.environ["EVALSITE_DECODE_STEP"] = args.decode_step
+
+    import peft
+    import torch
+    import transformers
+
+    from generation.ml import static_step
+    from generation.ml.loading import decode_step_mode
+
+    entry, extra, model_label, prompt_ids = prepare(args)
+    lengths = [len(p) for p in prompt_ids]
+    log(
+        f"{args.prompts} prompts ({min(lengths)}-{max(lengths)} tokens), 2 roles, "
+        f"up to {args.max_new_tokens} new tokens"
+    )
+    log("warm-up")
+    run_engine(entry, prompt_ids[:2], 4, args.batch_size)
+    naive(entry, prompt_ids[:1], 4)
+    naive_count = len(prompt_ids) if args.naive_prompts is None else min(args.naive_prompts, len(prompt_ids))
+    result = figures(*run_rounds(entry, prompt_ids, args, naive_count))
+    result = {
+        **{key: result.pop(key) for key in ("naive_tok_s", "engine_tok_s", "speedup")},
         "device": entry.device,
         "dtype": entry.dtype,
         "model": model_label,
@@ -449,17 +382,7 @@ def main() -> None:
         # CUDA graphs captured / captures that failed and ran eagerly (both 0 off CUDA)
         "cuda_graphs": dict(static_step.GRAPH_COUNTS),
         "naive_prompts": naive_count,
-        "naive_seconds": round(naive_s, 3),
-        "engine_seconds": round(engine_s, 3),
-        "naive_tokens": naive_tokens,
-        "engine_tokens": engine_tokens,
-        "rounds": rounds,
-        "engine_tok_s_rounds": [round(rate, 2) for rate in engine_rates],
-        "speedup_rounds": speedup_rounds,
-        "speedup_rounds_median_interval": median_interval(speedup_rounds),
-        "engine_repeatable": all(run[2] == engine_texts for run in engine_runs),
-        # of the naive run's answers, how many the engine gave word for word
-        "matching_answers": sum(a == b for a, b in zip(naive_texts, engine_texts, strict=False)),
+        **result,
         **extra,
         "versions": {
             "python": platform.python_version(),

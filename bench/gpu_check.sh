@@ -12,18 +12,12 @@
 #      static's, and `cuda_graphs` (captured / failed: a failed capture runs eagerly and logs why)
 #   2. engine-merged-graph-b128: the headline. Merged adapter (the CUDA default), decode steps replayed
 #      as CUDA graphs, batch 128, naive timed on the first $NAIVE prompts (one row at a time is slow:
-#      8 prompts x 2 roles x 128 tokens is 2,048 tokens, about 1 minute at the 35.7 tok/s the naive
-#      loop measured on an H200 before); 3 engine rounds interleaved with the naive shares (--rounds)
+#      8 prompts x 2 roles x 128 tokens is 2,048 tokens); 3 engine rounds interleaved with the naive
+#      shares (--rounds)
 #   3. engine-switch-graph-b128: the adapter switched per row on one base, graph steps
 #   4. engine-merged-static-b128: merged, the static step without graphs (the current default)
-# Not run on a GPU yet. The smoke run line above (PROMPTS=4 TOKENS=3 NAIVE=1 ROWS=4, PYTHON=.venv/bin/python),
-# with the same four runs in an earlier order, took 10.6 minutes on 2 AVX2 CPU cores, nearly all of
-# it 1.1B-parameter fp32 prefill; in this order, all four passing, 5 min 2 s on 2 AVX-512 cores.
-# The GPU machine has torch/transformers/peft but not Django (the engine reads Django settings for its
-# model cache folder). Carry wheels for it: on this side, before the device call,
-#   pip download -d .whl --only-binary=:all: --python-version 3.12 \
-#       django==5.2.19 dj-database-url==3.1.2 asgiref sqlparse
-# and pass carry=[".whl"]; the script installs them when Django is missing.
+# docs/performance.md says how long the runs take. The benchmarks need torch, transformers and peft
+# only (generation.ml imports no Django), which the GPU machine has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -34,9 +28,6 @@ ROWS=${ROWS:-128}
 DEST=${OUT:-bench/results}
 mkdir -p "$DEST"
 
-if ! "$PY" -c "import django, dj_database_url" 2>/dev/null; then
-    "$PY" -m pip install --quiet --no-index --find-links .whl django dj-database-url
-fi
 "$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'peft', peft.__version__, 'cuda', torch.cuda.is_available())"
 

@@ -34,9 +34,9 @@ def main() -> None:
 
     import numpy as np
 
-    from annotations import analysis
     from annotations.models import Campaign
-    from annotations.reporting import campaign_report
+    from reports.building import campaign_report
+    from reports.statistics.relevance import bootstrap_improvement_ci
 
     campaign = Campaign.objects.select_related("job", "job__finetune_run").get(pk=campaign_id)
     started = time.perf_counter()
@@ -50,7 +50,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     pt = rng.uniform(1, 5, args.prompts)
     started = time.perf_counter()
-    analysis.bootstrap_improvement_ci(pt, pt + 0.3)
+    bootstrap_improvement_ci(pt, pt + 0.3)
     bootstrap_seconds = time.perf_counter() - started
 
     print(

@@ -15,27 +15,20 @@ It never asserts a time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
-os.environ.setdefault("DEBUG", "1")
 
-
-def _bench_generation() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_generation", ROOT / "bench" / "generation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench._models import build_random_tinyllama, random_lora  # noqa: E402  (torch is imported on use)
 
 
 def log(message: str) -> None:
@@ -54,10 +47,10 @@ def tiny_model(device: str, layers: int, width: int) -> Any:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(device).eval()
-    return _bench_generation().random_lora(model).eval()
+    return random_lora(model).eval()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=128)
     parser.add_argument("--tokens", type=int, default=128)
@@ -66,24 +59,26 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a small random llama instead of TinyLlama-1.1B")
     parser.add_argument("--layers", type=int, default=4, help="with --tiny (TinyLlama has 22)")
     parser.add_argument("--width", type=int, default=256, help="with --tiny: hidden size")
-    args = parser.parse_args()
-    os.environ["EVALSITE_ADAPTER_MODE"] = "switch"
+    return parser.parse_args(argv)
 
-    import peft
+
+# one timed decode call: (mode, rows, new tokens) -> (seconds, each row's tokens)
+Runner = Callable[[str, int, int], tuple[float, list[list[int]]]]
+
+
+def make_runner(args: argparse.Namespace, device: str) -> tuple[Runner, str, list[bool]]:
+    """The model and its batch of prompts, as a function that decodes the first rows in a mode; the
+    model's label and which rows run with the LoRA."""
     import torch
-    import transformers
 
-    from generation.ml import static_step
-    from generation.ml.decoding import STEP_MODES, RowSwitchedLoRA, decode, prefill_rows_for
-    from generation.ml.modeling import pick_device
+    from generation.ml.decoding import RowSwitchedLoRA, decode, prefill_rows_for
 
-    device = pick_device(args.device)
     if args.tiny:
         model = tiny_model(device, args.layers, args.width)
         label = f"small random llama ({args.layers} layers, {args.width} wide, 32/4 heads)"
     else:
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
-        entry, _ = _bench_generation().build_random_tinyllama(device, dtype)
+        entry, _ = build_random_tinyllama(device, dtype)
         model, label = entry.model, f"random TinyLlama-1.1B architecture ({dtype})"
     vocab = model.get_base_model().config.vocab_size
     rng = random.Random(0)
@@ -104,6 +99,14 @@ def main() -> None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         return time.perf_counter() - started, [o.tokens for o in out]
+
+    return run, label, lora_rows
+
+
+def time_modes(run: Runner, args: argparse.Namespace) -> dict[str, Any]:
+    """Every step mode timed `args.repeats` times after a warm-up, with its rows compared to static's."""
+    from generation.ml import static_step
+    from generation.ml.decoding import STEP_MODES
 
     modes: dict[str, Any] = {}
     answers: dict[str, list[list[int]]] = {}
@@ -128,6 +131,23 @@ def main() -> None:
         modes[mode]["rows_equal_to_static"] = sum(
             a == b for a, b in zip(answers[mode], answers["static"], strict=True)
         )
+    return modes
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ["EVALSITE_ADAPTER_MODE"] = "switch"
+
+    import peft
+    import torch
+    import transformers
+
+    from generation.ml.decoding import prefill_rows_for
+    from generation.ml.modeling import pick_device
+
+    device = pick_device(args.device)
+    run, label, lora_rows = make_runner(args, device)
+    modes = time_modes(run, args)
     print(
         json.dumps(
             {

@@ -6,19 +6,35 @@ researcher does and queue jobs and runs. A Django superuser counts as an admin. 
 admins never annotate: they know which model is which, so their ratings would not be blind.
 
 Every view and API class takes its rule from here: the predicates, DRF permission classes for API
-views, and `require` / `RoleRequiredMixin` for HTML views.
+views, and `require` / `role_required` / `RoleRequiredMixin` for HTML views. `User`'s role properties
+(used by templates) delegate to the predicates.
+
+This module is imported by `annotations.models` before the user model is registered, so it must not
+import `django.contrib.auth.views`, `.mixins` or `.forms` (their forms call `get_user_model()` when
+imported); the login redirect is written out below instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from functools import wraps
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.mixins import AccessMixin
-from django.contrib.auth.views import redirect_to_login
+from django.conf import settings
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import resolve_url
 from rest_framework.permissions import BasePermission
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    SiteUser = AbstractBaseUser | AnonymousUser | None
 
 ANNOTATOR = "annotator"
 RESEARCHER = "researcher"
@@ -26,25 +42,28 @@ ADMIN = "admin"
 ROLES = (ANNOTATOR, RESEARCHER, ADMIN)
 
 
-def is_annotator(user: Any) -> bool:
-    return bool(user and user.is_authenticated and getattr(user, "role", None) == ANNOTATOR)
+def _role(user: SiteUser) -> str | None:
+    # evalsite's user model has `role`; reading it by name keeps this module free of annotations.models
+    return getattr(user, "role", None)
 
 
-def can_read_reports(user: Any) -> bool:
+def is_annotator(user: SiteUser) -> bool:
+    return bool(user and user.is_authenticated and _role(user) == ANNOTATOR)
+
+
+def can_read_reports(user: SiteUser) -> bool:
     """Researchers and admins: reports, exports, fine-tuning runs."""
     return bool(
         user
         and user.is_authenticated
-        and (getattr(user, "role", None) in (RESEARCHER, ADMIN) or getattr(user, "is_superuser", False))
+        and (_role(user) in (RESEARCHER, ADMIN) or getattr(user, "is_superuser", False))
     )
 
 
-def is_admin(user: Any) -> bool:
+def is_admin(user: SiteUser) -> bool:
     """evalsite admins: everything researchers may, plus queueing jobs and runs."""
     return bool(
-        user
-        and user.is_authenticated
-        and (getattr(user, "role", None) == ADMIN or getattr(user, "is_superuser", False))
+        user and user.is_authenticated and (_role(user) == ADMIN or getattr(user, "is_superuser", False))
     )
 
 
@@ -53,12 +72,12 @@ READER_MESSAGE = "Only researchers and admins can read reports."
 ADMIN_MESSAGE = "Only evalsite admins can do this."
 
 
+@dataclass(frozen=True)
 class Rule:
     """A named rule: its predicate and the message a refused user sees."""
 
-    def __init__(self, allows: Callable[[Any], bool], message: str) -> None:
-        self.allows = allows
-        self.message = message
+    allows: Callable[[SiteUser], bool]
+    message: str
 
 
 ANNOTATE = Rule(is_annotator, ANNOTATOR_MESSAGE)
@@ -72,21 +91,21 @@ ADMINISTER = Rule(is_admin, ADMIN_MESSAGE)
 class IsAnnotator(BasePermission):
     message = ANNOTATOR_MESSAGE
 
-    def has_permission(self, request: Any, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return is_annotator(request.user)
 
 
 class IsReportReader(BasePermission):
     message = READER_MESSAGE
 
-    def has_permission(self, request: Any, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return can_read_reports(request.user)
 
 
 class IsEvalsiteAdmin(BasePermission):
     message = ADMIN_MESSAGE
 
-    def has_permission(self, request: Any, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return is_admin(request.user)
 
 
@@ -95,7 +114,7 @@ class ReadersReadAdminsWrite(BasePermission):
 
     message = ADMIN_MESSAGE
 
-    def has_permission(self, request: Any, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return can_read_reports(request.user)
         return is_admin(request.user)
@@ -110,30 +129,39 @@ def require(rule: Rule, request: HttpRequest) -> None:
         raise PermissionDenied(rule.message)
 
 
+def login_redirect(request: HttpRequest) -> HttpResponseRedirect:
+    """To the login page with `?next=` this request's path: what Django's `redirect_to_login` answers
+    (see the module docstring for why it is not imported)."""
+    login_url = resolve_url(settings.LOGIN_URL)
+    base, _, query = login_url.partition("?")
+    querystring = QueryDict(query, mutable=True)
+    querystring[REDIRECT_FIELD_NAME] = request.get_full_path()
+    return HttpResponseRedirect(f"{base}?{querystring.urlencode(safe='/')}")
+
+
 def role_required(rule: Rule) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Function views: anonymous users go to the login page, users of another role get 403."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
+                return login_redirect(request)
             require(rule, request)
             return view(request, *args, **kwargs)
 
-        wrapped.__name__ = view.__name__
-        wrapped.__doc__ = view.__doc__
         return wrapped
 
     return decorate
 
 
-class RoleRequiredMixin(AccessMixin):
+class RoleRequiredMixin:
     """Class-based views: set `rule`; anonymous users go to the login page, other roles get 403."""
 
     rule: Rule
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            return self.handle_no_permission()
+            return login_redirect(request)
         require(self.rule, request)
-        return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]

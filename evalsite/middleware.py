@@ -1,5 +1,9 @@
+"""Response headers every page gets (CSP, referrer policy) and a 503 instead of a 500 while the database
+is unreachable."""
+
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 # Model output is shown verbatim; this policy is the second wall behind template escaping:
@@ -33,8 +37,6 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        from django.db import InterfaceError, OperationalError
-
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         response = JsonResponse(

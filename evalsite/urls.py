@@ -16,7 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("", include("annotations.urls_annotate")),
-    path("", include("annotations.urls_report")),
+    path("", include("annotations.urls")),
+    path("", include("reports.urls")),
     path("", include("generation.urls")),
 ]

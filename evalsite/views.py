@@ -1,16 +1,18 @@
+"""The site's own pages: the start page (sends each role to its work) and the health check."""
+
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
-from annotations.models import User
+from evalsite.access import can_read_reports
+from evalsite.celery import app
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
-    if user.can_read_reports:
+    if can_read_reports(request.user):
         return redirect("campaign-list")
     return redirect("annotate-home")
 
@@ -18,8 +20,6 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and the broker answer; 503 naming the one that does not."""
-    from evalsite.celery import app
-
     problems = {}
     try:
         with connection.cursor() as cursor:

@@ -11,11 +11,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
-from django.http import HttpRequest, HttpResponseRedirect
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from .configs import DEFAULT_TARGET_MODULES, ConfigError, FinetuneConfig
+from .jobs import job_cancel, job_submit_again
 from .models import (
     Answer,
     Dataset,
@@ -27,18 +29,11 @@ from .models import (
     ModelSpec,
     Prompt,
 )
-from .services import (
-    DEFAULT_SETTINGS,
-    FINETUNE_OPTION_FIELDS,
-    JobInputError,
-    finetune_config_build,
+from .runs import (
     finetune_run_check,
-    finetune_run_create,
-    finetune_run_queue,
+    finetune_run_submit,
+    finetune_run_submit_again,
     finetune_runs_fail_stale,
-    job_cancel,
-    job_create,
-    job_queue,
 )
 
 
@@ -53,7 +48,7 @@ class DatasetAdmin(admin.ModelAdmin):
         return obj.prompts.count()
 
     @admin.action(description="Queue a generation job…")
-    def queue_job(self, request: HttpRequest, queryset: Any) -> HttpResponseRedirect | None:
+    def queue_job(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> HttpResponseRedirect | None:
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one dataset.", messages.WARNING)
             return None
@@ -77,7 +72,7 @@ class ChunkInline(admin.TabularInline):
     model = GenerationChunk
     extra = 0
     can_delete = False
-    fields = ["index", "status", "worker", "attempts", "started_at", "finished_at", "error"]
+    fields = ["index", "status", "worker", "attempts", "started_at", "finished_at", "error", "failure_kind"]
     readonly_fields = fields
 
 
@@ -92,41 +87,29 @@ class LoadAttemptInline(admin.TabularInline):
 @admin.register(GenerationJob)
 class GenerationJobAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "dataset", "status", "total", "imported", "created_at", "finished_at"]
-    list_filter = ["status", "imported"]
+    list_filter = ["status", "failure_kind", "imported"]
     search_fields = ["name"]
-    readonly_fields = ["status", "error", "total", "started_at", "finished_at", "created_at", "imported"]
+    readonly_fields = [
+        "status", "error", "failure_kind", "total", "started_at", "finished_at", "created_at", "imported"
+    ]
     inlines = [ChunkInline, LoadAttemptInline]
     actions = ["queue_again", "cancel"]
 
     @admin.action(description="Queue again (same dataset, models and settings)")
-    def queue_again(self, request: HttpRequest, queryset: Any) -> None:
-        for old in queryset.select_related("dataset", "pretrained_model", "finetuned_model"):
-            if old.pretrained_model is None:
-                self.message_user(
-                    request, f"Job {old.pk} has no model (imported answers): skipped.", messages.WARNING
-                )
+    def queue_again(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        for old in queryset.select_related("dataset", "pretrained_model", "finetuned_model", "finetune_run"):
+            try:
+                job = job_submit_again(job=old, created_by=request.user)
+            except ConfigError as exc:
+                self.message_user(request, f"{exc.message}: skipped.", messages.WARNING)
                 continue
-            settings = old.settings or {}
-            with transaction.atomic():
-                job = job_create(
-                    dataset=old.dataset,
-                    base_model=old.pretrained_model.base_model,
-                    gguf_file=old.pretrained_model.gguf_file,
-                    adapter_path=old.finetuned_model.adapter_path if old.finetuned_model else "",
-                    max_new_tokens=settings.get("max_new_tokens", 64),
-                    batch_size=settings.get("batch_size", DEFAULT_SETTINGS["batch_size"]),
-                    seed=settings.get("seed", 0),
-                    created_by=request.user,
-                )
-                job_queue(job)
-            job.refresh_from_db()
             if job.status == JobStatus.FAILED:
                 self.message_user(request, f"Job {job.pk} failed: {job.error}", messages.ERROR)
             else:
                 self.message_user(request, f"Job {job.pk} queued ({job.total} answers).", messages.SUCCESS)
 
     @admin.action(description="Cancel")
-    def cancel(self, request: HttpRequest, queryset: Any) -> None:
+    def cancel(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
         cancelled = sum(1 for job in queryset if job_cancel(job=job))
         self.message_user(request, f"{cancelled} job(s) cancelled.", messages.SUCCESS)
 
@@ -144,19 +127,25 @@ class ModelLoadAttemptAdmin(admin.ModelAdmin):
     list_filter = ["kind", "success"]
 
 
-class FinetuneRunAddForm(forms.ModelForm):
-    """The admin's "Add fine-tune run" form: what to train and how; saving queues the run."""
+_DEFAULTS = FinetuneConfig()
 
-    epochs = forms.IntegerField(min_value=1, initial=50)
-    patience = forms.IntegerField(min_value=1, initial=10, help_text="epochs without a lower validation loss")
+
+class FinetuneRunAddForm(forms.ModelForm):
+    """The admin's "Add fine-tune run" form: what to train and how; saving queues the run. Options are
+    checked by FinetuneConfig, as the API's and the `finetune` command's are."""
+
+    epochs = forms.IntegerField(min_value=1, initial=_DEFAULTS.epochs)
+    patience = forms.IntegerField(
+        min_value=1, initial=_DEFAULTS.patience, help_text="epochs without a lower validation loss"
+    )
     lr = forms.FloatField(required=False, help_text="learning rate; empty: 2e-4 LoRA, 2e-5 full")
-    r = forms.IntegerField(min_value=1, initial=16, label="LoRA r")
-    alpha = forms.IntegerField(min_value=1, initial=32, label="LoRA alpha")
-    dropout = forms.FloatField(min_value=0, initial=0.05, label="LoRA dropout")
-    target_modules = forms.CharField(initial="q_proj,k_proj,v_proj,o_proj")
-    batch_size = forms.IntegerField(min_value=1, initial=8)
-    max_length = forms.IntegerField(min_value=2, initial=384)
-    seed = forms.IntegerField(initial=0)
+    r = forms.IntegerField(min_value=1, initial=_DEFAULTS.r, label="LoRA r")
+    alpha = forms.IntegerField(min_value=1, initial=_DEFAULTS.alpha, label="LoRA alpha")
+    dropout = forms.FloatField(min_value=0, initial=_DEFAULTS.dropout, label="LoRA dropout")
+    target_modules = forms.CharField(initial=",".join(DEFAULT_TARGET_MODULES))
+    batch_size = forms.IntegerField(min_value=1, initial=_DEFAULTS.batch_size)
+    max_length = forms.IntegerField(min_value=2, initial=_DEFAULTS.max_length)
+    seed = forms.IntegerField(initial=_DEFAULTS.seed)
     gradient_checkpointing = forms.BooleanField(required=False)
 
     class Meta:
@@ -171,15 +160,13 @@ class FinetuneRunAddForm(forms.ModelForm):
             self.add_error("dataset", "Choose the dataset to train on.")
             return data
         try:
-            self.finetune_config = finetune_config_build(
-                {k: data.get(k) for k in FINETUNE_OPTION_FIELDS if k in data}
-            )
+            self.finetune_config = FinetuneConfig.from_options(data)
             finetune_run_check(
                 dataset=data["dataset"],
                 base_model=data.get("base_model", ""),
                 output_dir=data.get("output_dir", ""),
             )
-        except JobInputError as exc:
+        except ConfigError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return data
 
@@ -192,34 +179,35 @@ class FinetuneRunAdmin(admin.ModelAdmin):
         "base_model",
         "mode",
         "status",
+        "failure_kind",
         "worker",
         "heartbeat_at",
         "created_at",
         "finished_at",
     ]
-    list_filter = ["mode", "status"]
+    list_filter = ["mode", "status", "failure_kind"]
     actions = ["queue_again", "fail_stale"]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(self, request: HttpRequest, obj: FinetuneRun | None = None, **kwargs: Any) -> Any:
         if obj is None:
             kwargs["form"] = FinetuneRunAddForm
         return super().get_form(request, obj, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_fields(self, request: HttpRequest, obj: FinetuneRun | None = None) -> Any:
         if obj is None:
             return list(FinetuneRunAddForm.base_fields)
         return super().get_fields(request, obj)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_readonly_fields(self, request: HttpRequest, obj: FinetuneRun | None = None) -> Any:
         if obj is None:
             return []
         return [f.name for f in FinetuneRun._meta.fields]
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: FinetuneRun, form: Any, change: bool) -> None:
         if change:
             return  # a run's record is what happened: nothing to edit
         try:
-            run = finetune_run_create(
+            run = finetune_run_submit(
                 dataset=form.cleaned_data["dataset"],
                 base_model=form.cleaned_data["base_model"],
                 gguf_file=form.cleaned_data.get("gguf_file", ""),
@@ -227,15 +215,16 @@ class FinetuneRunAdmin(admin.ModelAdmin):
                 config=form.finetune_config,
                 created_by=request.user,
             )
-        except JobInputError as exc:
+        except ConfigError as exc:
             # too late for the form to show it (a race with another run): say it and create nothing
             self.message_user(request, f"Not queued: {exc}", messages.ERROR)
             raise
         obj.pk = run.pk
         obj.refresh_from_db()
-        finetune_run_queue(run)
 
-    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+    def response_add(
+        self, request: HttpRequest, obj: FinetuneRun, post_url_continue: Any = None
+    ) -> HttpResponse:
         obj.refresh_from_db()
         if obj.status == JobStatus.FAILED:
             self.message_user(request, f"Run {obj.pk} failed: {obj.error}", messages.ERROR)
@@ -244,7 +233,7 @@ class FinetuneRunAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("run-detail", args=[obj.pk]))
 
     @admin.action(description="Queue again (same dataset, model, folder and settings)")
-    def queue_again(self, request: HttpRequest, queryset: Any) -> None:
+    def queue_again(self, request: HttpRequest, queryset: QuerySet[FinetuneRun]) -> None:
         for old in queryset.select_related("dataset"):
             if old.dataset is None:
                 self.message_user(
@@ -252,30 +241,17 @@ class FinetuneRunAdmin(admin.ModelAdmin):
                 )
                 continue
             try:
-                with transaction.atomic():
-                    run = finetune_run_create(
-                        dataset=old.dataset,
-                        base_model=old.base_model,
-                        gguf_file=old.gguf_file,
-                        output_dir=old.output_dir,
-                        config={k: v for k, v in (old.config or {}).items() if k in FINETUNE_OPTION_FIELDS},
-                        created_by=request.user,
-                    )
-                    finetune_run_queue(run)
-            except JobInputError as exc:
+                run = finetune_run_submit_again(run=old, created_by=request.user)
+            except ConfigError as exc:
                 self.message_user(request, f"Run {old.pk} not queued again: {exc}", messages.ERROR)
                 continue
-            run.refresh_from_db()
             if run.status == JobStatus.FAILED:
                 self.message_user(request, f"Run {run.pk} failed: {run.error}", messages.ERROR)
             else:
                 self.message_user(request, f"Run {run.pk} queued (again of run {old.pk}).", messages.SUCCESS)
 
     @admin.action(description="Fail runs whose worker stopped sending heartbeats")
-    def fail_stale(self, request: HttpRequest, queryset: Any) -> None:
+    def fail_stale(self, request: HttpRequest, queryset: QuerySet[FinetuneRun]) -> None:
+        """An explicit POST; the workers also do this on their own, every few minutes."""
         failed = finetune_runs_fail_stale()
         self.message_user(request, f"{len(failed)} run(s) marked failed (worker lost).", messages.SUCCESS)
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        finetune_runs_fail_stale()
-        return super().changelist_view(request, extra_context)

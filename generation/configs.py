@@ -30,7 +30,8 @@ class ConfigError(ValueError):
 
 
 def _whole(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    too_high = high is not None and isinstance(value, int) and value > high
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or too_high:
         limit = f"from {low} to {high}" if high is not None else f"of at least {low}"
         raise ConfigError(name, f"must be a whole number {limit}")
     return value
@@ -47,7 +48,8 @@ class GenerationSettings:
     """How a job generates: stored as `GenerationJob.settings` (its `as_dict`), read by the worker.
 
     `temperature` and `top_p` apply when `do_sample` is on; None takes the model's own generation
-    config, as transformers' generate() would."""
+    config, as transformers' generate() would. `chunk_prompts` is how many prompts one worker task
+    answers; None takes the site's default when the job is created, which then stores the number."""
 
     max_new_tokens: int = 64
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -55,6 +57,7 @@ class GenerationSettings:
     do_sample: bool = False
     temperature: float | None = None
     top_p: float | None = None
+    chunk_prompts: int | None = None
 
     LIMITS = {"max_new_tokens": (1, 8192), "batch_size": (1, 4096)}
 
@@ -69,6 +72,8 @@ class GenerationSettings:
             raise ConfigError("temperature", "must be positive")
         if self.top_p is not None and not 0 < _number("top_p", self.top_p) <= 1:
             raise ConfigError("top_p", "must be in (0, 1]")
+        if self.chunk_prompts is not None:
+            _whole("chunk_prompts", self.chunk_prompts, 1)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GenerationSettings:

@@ -185,7 +185,8 @@ def import_prompts(path: str | Path, *, dataset_name: str) -> tuple[Dataset, int
                 raise _fail(
                     path.name,
                     row.line,
-                    f'field "external_id": "{row.values["external_id"]}" is already in dataset "{dataset.name}"',
+                    f'field "external_id": "{row.values["external_id"]}" is already in dataset '
+                    f'"{dataset.name}"',
                 )
         Prompt.objects.bulk_create([_prompt_from(row, dataset) for row in rows], batch_size=500)
     return dataset, len(rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings as django_settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -37,7 +38,9 @@ class Prompt(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["dataset", "external_id"], name="prompt_external_id_unique_per_dataset")
+            models.UniqueConstraint(
+                fields=["dataset", "external_id"], name="prompt_external_id_unique_per_dataset"
+            )
         ]
         ordering = ["id"]
 
@@ -87,7 +90,20 @@ FINISHED_STATUSES = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED,
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-class GenerationJob(models.Model):
+class FailsOnce:
+    """For rows with a status, an error and a failure kind (jobs and fine-tuning runs)."""
+
+    @classmethod
+    def fail_unless_finished(cls, pk: int, *, error: str, kind: FailureKind) -> bool:
+        """Mark the row failed unless it has already finished. True when this call made the change:
+        a conditional UPDATE, so of two processes failing (or finishing) the same row one wins."""
+        updated = cls.objects.filter(pk=pk, status__in=ACTIVE_STATUSES).update(  # type: ignore[attr-defined]
+            status=JobStatus.FAILED, error=error[:10000], failure_kind=kind, finished_at=timezone.now()
+        )
+        return updated == 1
+
+
+class GenerationJob(FailsOnce, models.Model):
     name = models.CharField(max_length=200, blank=True)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
     pretrained_model = models.ForeignKey(ModelSpec, on_delete=models.PROTECT, related_name="+", null=True)
@@ -102,7 +118,9 @@ class GenerationJob(models.Model):
     error = models.TextField(blank=True)
     failure_kind = models.CharField(max_length=32, choices=FailureKind.choices, blank=True)
     total = models.PositiveIntegerField(default=0, help_text="answers requested (prompts x 2)")
-    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -134,7 +152,9 @@ class Answer(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["job", "prompt", "role"], name="answer_unique_per_job_prompt_role"),
+            models.UniqueConstraint(
+                fields=["job", "prompt", "role"], name="answer_unique_per_job_prompt_role"
+            ),
             models.CheckConstraint(
                 condition=Q(fallback=False) | Q(role="finetuned"), name="answer_fallback_only_for_finetuned"
             ),
@@ -190,12 +210,14 @@ class GenerationChunk(models.Model):
         return f"job {self.job_id} chunk {self.index}"
 
 
-class FinetuneRun(models.Model):
+class FinetuneRun(FailsOnce, models.Model):
     class Mode(models.TextChoices):
         LORA = "lora"
         FULL = "full"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
     base_model = models.CharField(max_length=1000)
     gguf_file = models.CharField(max_length=1000, blank=True)
     output_dir = models.CharField(max_length=1000)

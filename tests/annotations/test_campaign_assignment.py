@@ -10,8 +10,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from annotations import services
+from annotations.assignment import Progress, annotator_progress, assignment_next, assignment_skip
+from annotations.campaigns import CampaignCreateError, campaign_create
+from annotations.errors import PairFull
 from annotations.models import Assignment, Pair, Rating, User
+from annotations.rating import rating_submit
 from generation.models import Answer, JobStatus, Role
 from tests.support.annotation_data import VALID_RATING, make_campaign, make_job
 
@@ -25,7 +28,7 @@ def annotators(n: int) -> list[User]:
 
 
 def rate(assignment: Assignment, **changes):
-    return services.rating_submit(
+    return rating_submit(
         assignment=assignment, annotator=assignment.annotator, **{**VALID_RATING, **changes}
     )
 
@@ -36,7 +39,7 @@ def rate(assignment: Assignment, **changes):
 def test_campaign_has_one_pair_per_prompt_with_both_answers(db):
     job = make_job(prompts=4)
     Answer.objects.filter(job=job, prompt__external_id="p3", role=Role.FINETUNED).delete()
-    campaign = services.campaign_create(job=job, name="c", overlap=2)
+    campaign = campaign_create(job=job, name="c", overlap=2)
     assert campaign.pairs.count() == 3
     for pair in Pair.objects.filter(campaign=campaign):
         assert pair.pretrained_answer.role == Role.PRETRAINED and pair.finetuned_answer.role == Role.FINETUNED
@@ -45,11 +48,11 @@ def test_campaign_has_one_pair_per_prompt_with_both_answers(db):
 
 def test_campaign_needs_a_finished_job_with_answers(db):
     running = make_job(prompts=2, dataset_name="a", status=JobStatus.RUNNING)
-    with pytest.raises(services.CampaignCreateError, match="has not finished yet"):
-        services.campaign_create(job=running, name="c")
+    with pytest.raises(CampaignCreateError, match="has not finished yet"):
+        campaign_create(job=running, name="c")
     empty = make_job(prompts=2, dataset_name="b", with_answers=False)
-    with pytest.raises(services.CampaignCreateError, match="no prompt with both"):
-        services.campaign_create(job=empty, name="c")
+    with pytest.raises(CampaignCreateError, match="no prompt with both"):
+        campaign_create(job=empty, name="c")
     assert not Pair.objects.exists()
 
 
@@ -61,7 +64,7 @@ def test_no_pair_exceeds_overlap_and_nobody_gets_a_pair_twice(db):
     raters = annotators(7)
     for _ in range(10):  # rounds: everybody takes and rates until nothing is left
         for rater in raters:
-            assignment = services.assignment_next(campaign=campaign, annotator=rater)
+            assignment = assignment_next(campaign=campaign, annotator=rater)
             if assignment is not None:
                 rate(assignment)
     per_pair = Counter(
@@ -72,33 +75,33 @@ def test_no_pair_exceeds_overlap_and_nobody_gets_a_pair_twice(db):
     assert max(per_rater_pair.values()) == 1
     assert Rating.objects.count() == 15
     for rater in raters:
-        assert services.assignment_next(campaign=campaign, annotator=rater) is None
+        assert assignment_next(campaign=campaign, annotator=rater) is None
 
 
 def test_pairs_with_the_fewest_ratings_come_first(db):
     campaign = make_campaign(prompts=3, overlap=3)
     a, b, c = annotators(3)
-    seen_by_a = services.assignment_next(campaign=campaign, annotator=a)
+    seen_by_a = assignment_next(campaign=campaign, annotator=a)
     rate(seen_by_a)
-    assert services.assignment_next(campaign=campaign, annotator=b).pair_id != seen_by_a.pair_id
+    assert assignment_next(campaign=campaign, annotator=b).pair_id != seen_by_a.pair_id
 
 
 def test_open_assignments_hold_their_slot_until_the_lock_expires(db):
     campaign = make_campaign(prompts=1, overlap=1)
     a, b = annotators(2)
-    held = services.assignment_next(campaign=campaign, annotator=a)
-    assert services.assignment_next(campaign=campaign, annotator=b) is None
+    held = assignment_next(campaign=campaign, annotator=a)
+    assert assignment_next(campaign=campaign, annotator=b) is None
     Assignment.objects.filter(pk=held.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
-    taken = services.assignment_next(campaign=campaign, annotator=b)
+    taken = assignment_next(campaign=campaign, annotator=b)
     assert taken is not None and taken.pair_id == held.pair_id
 
 
 def test_an_expired_assignment_comes_back_to_its_annotator_as_the_same_row(db):
     campaign = make_campaign(prompts=1, overlap=2)
     (a,) = annotators(1)
-    first = services.assignment_next(campaign=campaign, annotator=a)
+    first = assignment_next(campaign=campaign, annotator=a)
     Assignment.objects.filter(pk=first.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
-    again = services.assignment_next(campaign=campaign, annotator=a)
+    again = assignment_next(campaign=campaign, annotator=a)
     assert again.pk == first.pk and again.finetuned_side == first.finetuned_side
     assert again.locked_until > timezone.now()
 
@@ -106,10 +109,10 @@ def test_an_expired_assignment_comes_back_to_its_annotator_as_the_same_row(db):
 def test_a_late_rating_cannot_push_a_pair_past_its_overlap(db):
     campaign = make_campaign(prompts=1, overlap=1)
     a, b = annotators(2)
-    late = services.assignment_next(campaign=campaign, annotator=a)
+    late = assignment_next(campaign=campaign, annotator=a)
     Assignment.objects.filter(pk=late.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
-    rate(services.assignment_next(campaign=campaign, annotator=b))
-    with pytest.raises(services.PairFull):
+    rate(assignment_next(campaign=campaign, annotator=b))
+    with pytest.raises(PairFull):
         rate(late)
     assert Rating.objects.count() == 1
 
@@ -117,22 +120,22 @@ def test_a_late_rating_cannot_push_a_pair_past_its_overlap(db):
 def test_skipped_pairs_free_their_slot_and_come_back_last(db):
     campaign = make_campaign(prompts=2, overlap=1)
     a, b = annotators(2)
-    first = services.assignment_next(campaign=campaign, annotator=a)
-    services.assignment_skip(assignment=first, annotator=a)
-    second = services.assignment_next(campaign=campaign, annotator=a)
+    first = assignment_next(campaign=campaign, annotator=a)
+    assignment_skip(assignment=first, annotator=a)
+    second = assignment_next(campaign=campaign, annotator=a)
     assert second.pair_id != first.pair_id
     # the skipped slot is free for somebody else
-    assert services.assignment_next(campaign=campaign, annotator=b).pair_id == first.pair_id
+    assert assignment_next(campaign=campaign, annotator=b).pair_id == first.pair_id
     rate(second)
-    assert services.assignment_next(campaign=campaign, annotator=a) is None
+    assert assignment_next(campaign=campaign, annotator=a) is None
 
 
 def test_a_skipped_pair_returns_when_nothing_else_is_left(db):
     campaign = make_campaign(prompts=1, overlap=1)
     (a,) = annotators(1)
-    first = services.assignment_next(campaign=campaign, annotator=a)
-    services.assignment_skip(assignment=first, annotator=a)
-    again = services.assignment_next(campaign=campaign, annotator=a)
+    first = assignment_next(campaign=campaign, annotator=a)
+    assignment_skip(assignment=first, annotator=a)
+    again = assignment_next(campaign=campaign, annotator=a)
     assert again.pk == first.pk and again.skipped_at is None
 
 
@@ -142,7 +145,7 @@ def test_sides_are_balanced_over_the_campaign(db):
     sides = []
     for rater in raters:
         for _ in range(20):
-            assignment = services.assignment_next(campaign=campaign, annotator=rater)
+            assignment = assignment_next(campaign=campaign, annotator=rater)
             if assignment is None:
                 break
             sides.append(assignment.finetuned_side)
@@ -158,7 +161,7 @@ def test_sides_are_not_a_fixed_pattern(db):
     (a,) = annotators(1)
     for i in range(24):
         campaign = make_campaign(prompts=1, dataset_name=f"d{i}")
-        firsts.add(services.assignment_next(campaign=campaign, annotator=a).finetuned_side)
+        firsts.add(assignment_next(campaign=campaign, annotator=a).finetuned_side)
         if firsts == {"left", "right"}:
             break
     assert firsts == {"left", "right"}
@@ -167,20 +170,20 @@ def test_sides_are_not_a_fixed_pattern(db):
 def test_only_the_owner_can_rate_or_skip(db):
     campaign = make_campaign(prompts=1)
     a, b = annotators(2)
-    assignment = services.assignment_next(campaign=campaign, annotator=a)
-    assert services.rating_submit(assignment=assignment, annotator=b, **VALID_RATING) is None
-    assert services.assignment_skip(assignment=assignment, annotator=b) is None
+    assignment = assignment_next(campaign=campaign, annotator=a)
+    assert rating_submit(assignment=assignment, annotator=b, **VALID_RATING) is None
+    assert assignment_skip(assignment=assignment, annotator=b) is None
 
 
 def test_progress_total_is_what_this_annotator_can_still_rate(db):
     campaign = make_campaign(prompts=3, overlap=1)
     a, b = annotators(2)
-    rate(services.assignment_next(campaign=campaign, annotator=b))
-    assert services.annotator_progress(campaign=campaign, annotator=a) == services.Progress(done=0, total=2)
-    mine = services.assignment_next(campaign=campaign, annotator=a)
-    assert services.annotator_progress(campaign=campaign, annotator=a) == services.Progress(done=0, total=2)
+    rate(assignment_next(campaign=campaign, annotator=b))
+    assert annotator_progress(campaign=campaign, annotator=a) == Progress(done=0, total=2)
+    mine = assignment_next(campaign=campaign, annotator=a)
+    assert annotator_progress(campaign=campaign, annotator=a) == Progress(done=0, total=2)
     rate(mine)
-    assert services.annotator_progress(campaign=campaign, annotator=a) == services.Progress(done=1, total=2)
+    assert annotator_progress(campaign=campaign, annotator=a) == Progress(done=1, total=2)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -199,7 +202,7 @@ def test_concurrent_annotators_never_overfill_a_pair(db):
         try:
             barrier.wait()
             for _ in range(6):
-                assignment = services.assignment_next(campaign=campaign, annotator=rater)
+                assignment = assignment_next(campaign=campaign, annotator=rater)
                 if assignment is None:
                     return
                 rate(assignment)

@@ -13,9 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotations import analysis, reporting
 from annotations.models import DEFAULT_TASK_QUESTIONS, Assignment, Campaign, Pair, Rating, User
-from annotations.services import CampaignCreateError, campaign_create
+from annotations.campaigns import CampaignCreateError, campaign_create
+from reports.annotators import GOLD_REASON, NO_GOLD_RATED_REASON
+from reports.building import campaign_report
+from reports.text import report_as_text
 from tests.support.annotation_data import make_campaign, make_job
 
 pytestmark = pytest.mark.django_db
@@ -119,14 +121,26 @@ def test_create_campaign_gold_marks_pairs(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        (['{"prompt_external_id": "p0", "preference": "finetuned"}', "{oops"], r"gold\.jsonl line 2: not valid JSON"),
-        ([{"prompt_external_id": "p9", "preference": "tie"}], r"line 1: field 'prompt_external_id': no pair .* 'p9'"),
+        (
+            ['{"prompt_external_id": "p0", "preference": "finetuned"}', "{oops"],
+            r"gold\.jsonl line 2: not valid JSON",
+        ),
+        (
+            [{"prompt_external_id": "p9", "preference": "tie"}],
+            r"line 1: field 'prompt_external_id': no pair .* 'p9'",
+        ),
         ([{"prompt_external_id": "p0", "preference": "left"}], r"line 1: field 'preference' must be one of"),
         (
-            [{"prompt_external_id": "p0", "preference": "tie"}, {"prompt_external_id": "p0", "preference": "tie"}],
+            [
+                {"prompt_external_id": "p0", "preference": "tie"},
+                {"prompt_external_id": "p0", "preference": "tie"},
+            ],
             r"line 2: .*already given on line 1",
         ),
-        ([{"prompt_external_id": "p0", "preference": "tie", "correct_finetuned": "yes"}], r"'correct_finetuned'"),
+        (
+            [{"prompt_external_id": "p0", "preference": "tie", "correct_finetuned": "yes"}],
+            r"'correct_finetuned'",
+        ),
         ([{"prompt_external_id": "p0", "preference": "tie", "role": "x"}], r"unknown field 'role'"),
         ([{"preference": "tie"}], r"line 1: field 'prompt_external_id' is missing"),
     ],
@@ -146,7 +160,10 @@ def test_campaign_create_with_gold_is_all_or_nothing():
         campaign_create(
             job=job,
             name="g",
-            gold=[(1, {"prompt_external_id": "p0", "preference": "tie"}), (2, {"prompt_external_id": "nope"})],
+            gold=[
+                (1, {"prompt_external_id": "p0", "preference": "tie"}),
+                (2, {"prompt_external_id": "nope"}),
+            ],
         )
     assert not Campaign.objects.exists()
 
@@ -203,7 +220,7 @@ def test_gold_accuracy_matches_a_hand_computation():
     # cat: only the ordinary pair
     _rate(pairs["p3"], c, finetuned_side="right", preference="right")
 
-    report = reporting.campaign_report(campaign)
+    report = campaign_report(campaign)
     rows = {row["annotator"]: row for row in report["per_annotator"]}
     assert report["n_gold_pairs"] == 3
     assert rows[a.pseudonym]["gold_accuracy"] == pytest.approx(2 / 3)
@@ -212,17 +229,17 @@ def test_gold_accuracy_matches_a_hand_computation():
     assert rows[b.pseudonym]["gold_n"] == 3
     assert rows[c.pseudonym]["gold_accuracy"] is None
     assert rows[c.pseudonym]["gold_n"] == 0
-    assert rows[c.pseudonym]["gold_accuracy_reason"] == reporting.NO_GOLD_RATED_REASON
+    assert rows[c.pseudonym]["gold_accuracy_reason"] == NO_GOLD_RATED_REASON
     assert "gold_accuracy_reason" not in rows[a.pseudonym]
 
-    text = reporting.report_as_text(report)
+    text = report_as_text(report)
     assert "gold 67% (n=3)" in text and "gold 33% (n=3)" in text
-    assert f"gold n/a ({reporting.NO_GOLD_RATED_REASON})" in text
+    assert f"gold n/a ({NO_GOLD_RATED_REASON})" in text
 
 
 def test_no_gold_pairs_gives_null_with_reason():
     campaign = make_campaign(prompts=1, overlap=1)
     user = User.objects.create_user(username="ann", password="correct-horse-battery", role="annotator")
     _rate(campaign.pairs.get(), user, finetuned_side="left", preference="left")
-    (row,) = reporting.campaign_report(campaign)["per_annotator"]
-    assert row["gold_accuracy"] is None and row["gold_accuracy_reason"] == analysis.GOLD_REASON
+    (row,) = campaign_report(campaign)["per_annotator"]
+    assert row["gold_accuracy"] is None and row["gold_accuracy_reason"] == GOLD_REASON

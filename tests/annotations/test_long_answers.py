@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from annotations.models import Assignment, Rating
-from annotations.views_annotate import TEXT_CHUNK_CHARS, text_chunks
+from annotations.models import Assignment
+from annotations.display import TEXT_CHUNK_CHARS, text_chunks
 from generation.models import Answer, Prompt, Role
 from tests.support.annotation_data import make_campaign
 

@@ -5,7 +5,6 @@ never asserted here."""
 
 from __future__ import annotations
 
-import re
 
 import pytest
 

@@ -1,4 +1,8 @@
 import pytest
+from django.db import OperationalError
+
+from annotations import api
+from tests.support.annotation_data import make_campaign
 
 
 @pytest.mark.django_db
@@ -22,17 +26,12 @@ def test_tiny_llama_generates_text(tiny_llama_dir):
 
 @pytest.mark.django_db
 def test_a_database_outage_answers_503_with_retry_after_not_500(client, annotator, monkeypatch):
-    from django.db import OperationalError
-
-    from annotations import services
-    from tests.support.annotation_data import make_campaign
-
     campaign = make_campaign(prompts=2)
 
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "assignment_next", down)
+    monkeypatch.setattr(api, "assignment_next", down)
     client.force_login(annotator)
     response = client.get(f"/api/campaigns/{campaign.pk}/next/")
     assert response.status_code == 503

@@ -3,6 +3,7 @@ cancelling, exactly-once answers, and the admin API and pages. Real worker proce
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from io import StringIO
@@ -13,21 +14,26 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from generation import services
+from generation.configs import GenerationSettings
+from generation.jobs import JobInputError, job_cancel, job_create
 from generation.models import (
     Answer,
     Dataset,
     GenerationChunk,
     GenerationJob,
+    FailureKind,
     JobStatus,
     ModelLoadAttempt,
     ModelSpec,
 )
-from generation.services import chunk_run, job_cancel, job_create
+from generation.worker import chunks
+from generation.worker.chunks import chunk_run
+from generation.worker.role_models import RoleModels
 from tests.support.generation_data import make_dataset, run_job_here
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"max_new_tokens": 6, "batch_size": 4}
+TINY = {"settings": GenerationSettings(max_new_tokens=6, batch_size=4)}
+SEND = "generation.publishing.app.send_task"  # every message to the workers goes through it, by name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,7 +48,9 @@ def test_a_job_freezes_its_prompts_into_chunks_and_reuses_model_specs():
     again = job_create(dataset=dataset, base_model="/models/base", adapter_path="/adapters/a")
     assert job.total == 10 and job.status == JobStatus.QUEUED
     assert [len(c.prompt_ids) for c in job.chunks.all()] == [2, 2, 1]
-    assert job.settings == {"max_new_tokens": 64, "batch_size": 64, "seed": 0, "do_sample": False}
+    assert job.settings == {
+        "max_new_tokens": 64, "batch_size": 64, "seed": 0, "do_sample": False, "chunk_prompts": 2
+    }
     assert ModelSpec.objects.count() == 2
     assert (again.pretrained_model_id, again.finetuned_model_id) == (
         job.pretrained_model_id,
@@ -55,9 +63,9 @@ def test_a_job_freezes_its_prompts_into_chunks_and_reuses_model_specs():
 def test_a_job_on_an_adapter_folder_links_the_run_recorded_in_its_training_json(tmp_path):
     import json
 
-    from annotations.reporting import campaign_report
-    from annotations.services import campaign_create
+    from annotations.campaigns import campaign_create
     from generation.models import FinetuneRun
+    from reports.building import campaign_report
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -86,7 +94,6 @@ def test_a_job_on_an_adapter_folder_links_the_run_recorded_in_its_training_json(
 @pytest.mark.django_db
 def test_a_finished_lora_run_can_be_picked_as_the_fine_tuned_role(tmp_path):
     from generation.models import FinetuneRun
-    from generation.services import JobInputError
 
     dataset = make_dataset(n=2)
     run = FinetuneRun.objects.create(
@@ -98,7 +105,9 @@ def test_a_finished_lora_run_can_be_picked_as_the_fine_tuned_role(tmp_path):
     assert job.pretrained_model.base_model == "/models/base" and job.pretrained_model.adapter_path == ""
 
     running = FinetuneRun.objects.create(base_model="/b", output_dir="/o", status=JobStatus.RUNNING)
-    full = FinetuneRun.objects.create(base_model="/b", output_dir="/f", mode="full", status=JobStatus.SUCCEEDED)
+    full = FinetuneRun.objects.create(
+        base_model="/b", output_dir="/f", mode="full", status=JobStatus.SUCCEEDED
+    )
     for run_id, message in [
         (running.pk, f"run {running.pk} has not succeeded (status: running)"),
         (full.pk, f"run {full.pk} is a full fine-tune, not an adapter: use its folder as --base"),
@@ -109,7 +118,9 @@ def test_a_finished_lora_run_can_be_picked_as_the_fine_tuned_role(tmp_path):
         assert caught.value.message == message
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError, match=r"^--finetune-run: no fine-tuning run 999999$"):
-        call_command("queue_generation", "--dataset", "shop", "--finetune-run", "999999", stdout=out, stderr=err)
+        call_command(
+            "queue_generation", "--dataset", "shop", "--finetune-run", "999999", stdout=out, stderr=err
+        )
     assert GenerationJob.objects.count() == 1
 
 
@@ -118,6 +129,7 @@ def test_an_empty_dataset_gives_a_failed_job_saying_why():
     job = job_create(dataset=Dataset.objects.create(name="empty"), base_model="smollm2-demo")
     assert job.status == JobStatus.FAILED
     assert job.error == 'dataset "empty" has no prompts'
+    assert job.failure_kind == FailureKind.NO_PROMPTS
     assert job.finished_at is not None and not job.chunks.exists()
 
 
@@ -125,7 +137,7 @@ def test_an_empty_dataset_gives_a_failed_job_saying_why():
 def test_queue_generation_on_an_empty_dataset_prints_the_failed_job_and_exits_non_zero():
     Dataset.objects.create(name="empty")
     out = StringIO()
-    with mock.patch("generation.tasks.run_chunk.apply_async") as send, pytest.raises(CommandError) as info:
+    with mock.patch(SEND) as send, pytest.raises(CommandError) as info:
         call_command("queue_generation", "--dataset", "empty", "--base", "m", stdout=out, stderr=StringIO())
     job = GenerationJob.objects.get()
     assert str(info.value) == f'job {job.pk} failed: dataset "empty" has no prompts'
@@ -170,13 +182,14 @@ def test_queue_generation_rejects_a_bad_setting():
 def test_queue_generation_sends_one_task_per_chunk_after_commit_and_prints_the_id():
     make_dataset(n=3)
     out = StringIO()
-    with mock.patch("generation.tasks.run_chunk.apply_async") as send:
+    with mock.patch(SEND) as send:
         call_command(
             "queue_generation", "--dataset", "shop", "--base", "smollm2-demo", stdout=out, stderr=StringIO()
         )
     job = GenerationJob.objects.get()
     assert out.getvalue().strip().splitlines()[-1] == str(job.pk)
     assert [c.kwargs["args"] for c in send.call_args_list] == [[c.pk] for c in job.chunks.all()]
+    assert {c.args for c in send.call_args_list} == {("generation.run_chunk",)}
     assert job.status == JobStatus.QUEUED
 
 
@@ -188,7 +201,7 @@ def test_an_unreachable_broker_fails_the_job_and_the_command_says_so():
     out = StringIO()
     refused = OperationalError("Connection refused")
     with (
-        mock.patch("generation.tasks.run_chunk.apply_async", side_effect=refused),
+        mock.patch(SEND, side_effect=refused),
         pytest.raises(CommandError) as info,
     ):
         call_command(
@@ -205,29 +218,57 @@ def test_an_unreachable_broker_fails_the_job_and_the_command_says_so():
     assert job.error.startswith("broker unreachable (") and job.error.endswith(
         "OperationalError: Connection refused"
     )
+    assert job.failure_kind == FailureKind.BROKER_UNREACHABLE
     assert str(info.value) == f"job {job.pk} failed: {job.error}"
     assert out.getvalue().strip().splitlines()[-1] == str(job.pk)
 
 
-def test_web_code_does_not_import_torch():
-    code = (
-        "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'evalsite.settings');"
-        "django.setup(); import generation.views, generation.services, generation.tasks, generation.admin, evalsite.urls;"
-        "import generation.management.commands.queue_generation;"
-        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
-    )
-    env = {"PATH": "/usr/bin:/bin", "DEBUG": "1", "EVALSITE_VAR_DIR": str(Path(services.settings.VAR_DIR))}
+QUEUE_IN_A_WEB_PROCESS = """
+import django, json, os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+call_command("migrate", verbosity=0)
+from annotations.models import User
+from generation.models import Dataset, GenerationJob, Prompt
+import evalsite.urls, generation.admin
+dataset = Dataset.objects.create(name="shop")
+Prompt.objects.create(dataset=dataset, external_id="p1", task="sentiment", text="Good?")
+call_command("queue_generation", "--dataset", "shop", "--base", "smollm2-demo", stdout=open(os.devnull, "w"))
+client = Client()
+client.force_login(User.objects.create_user("adam", password="x", role="admin"))
+posted = client.post("/api/jobs/", {"dataset": "shop", "base_model": "m"}, content_type="application/json")
+heavy = ("torch", "transformers", "peft", "generation.ml", "generation.worker.tasks")
+print(json.dumps({
+    "statuses": [posted.status_code] + sorted(GenerationJob.objects.values_list("status", flat=True)),
+    "imported": sorted(m for m in heavy if m in sys.modules),
+}))
+"""
+
+
+def test_queueing_a_job_in_a_web_process_never_imports_torch_or_the_worker(tmp_path):
+    """The web side sends tasks by name: queueing through the command and the API (both publish to
+    the default filesystem broker here) imports neither the ML stack nor the worker's tasks."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": "1",
+        "EVALSITE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+    }
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", QUEUE_IN_A_WEB_PROCESS],
         check=False,
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert facts == {"statuses": [201, "queued", "queued"], "imported": []}
+    assert len(list((tmp_path / "broker" / "queue").iterdir())) == 2  # one message per job's one chunk
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +374,8 @@ def test_a_base_model_that_cannot_load_fails_the_job_with_its_reason(base, error
     assert job.status == JobStatus.FAILED
     assert job.error.startswith(error_start), job.error
     assert "\n" not in job.error and not job.answers.exists()
+    assert job.failure_kind == FailureKind.MODEL_LOAD
+    assert {c.failure_kind for c in job.chunks.filter(status=JobStatus.FAILED)} == {FailureKind.MODEL_LOAD}
     attempt = ModelLoadAttempt.objects.get(job=job)
     assert (attempt.kind, attempt.success) == ("base", False)
 
@@ -353,6 +396,7 @@ def test_a_cancelled_job_stops_and_keeps_its_status(tiny_llama_dir, tiny_adapter
     assert job.answers.count() == 4  # the first chunk's answers stay; the second made none
     second.refresh_from_db()
     assert second.status == JobStatus.CANCELLED and second.error == "not run: the job had already cancelled"
+    assert second.failure_kind == FailureKind.NOT_RUN
     assert not job_cancel(job=job)
 
 
@@ -369,15 +413,15 @@ def test_without_an_adapter_the_base_answers_both_roles_marked_fallback(tiny_lla
 def test_a_chunk_that_fails_while_generating_makes_the_job_partially_failed(monkeypatch):
     job = job_create(dataset=make_dataset(n=2), base_model="/m", **TINY)
     Answer.objects.create(job=job, prompt=job.dataset.prompts.first(), role="pretrained", text="x")
-    monkeypatch.setattr(
-        services, "_load_models", mock.Mock(return_value=services.RoleModels(mock.Mock(), None, True))
-    )
+    models = RoleModels(mock.Mock(), None, True)
+    monkeypatch.setattr(chunks, "load_role_models", mock.Mock(return_value=models))
     with mock.patch("generation.ml.engine.generate", side_effect=RuntimeError("CUDA out of memory")):
         chunk_run(chunk_id=job.chunks.get().pk)
     job.refresh_from_db()
     assert job.status == JobStatus.PARTIALLY_FAILED
     assert job.error == "3 of 4 answers were not made: chunk 0: RuntimeError: CUDA out of memory"
-    assert job.chunks.get().status == JobStatus.FAILED
+    assert job.failure_kind == FailureKind.INCOMPLETE
+    assert (job.chunks.get().status, job.chunks.get().failure_kind) == (JobStatus.FAILED, FailureKind.ERROR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +432,7 @@ def test_a_chunk_that_fails_while_generating_makes_the_job_partially_failed(monk
 def test_an_admin_queues_a_job_over_the_api_and_follows_it(client, admin_user):
     make_dataset(n=3)
     client.force_login(admin_user)
-    with mock.patch("generation.tasks.run_chunk.apply_async") as send:
+    with mock.patch(SEND) as send:
         response = client.post(
             "/api/jobs/",
             {"dataset": "shop", "base_model": "smollm2-demo", "adapter_path": "/a", "max_new_tokens": 8},
@@ -416,12 +460,13 @@ def test_the_api_answers_503_when_the_broker_is_unreachable(client, admin_user):
 
     make_dataset(n=1)
     client.force_login(admin_user)
-    with mock.patch("generation.tasks.run_chunk.apply_async", side_effect=OperationalError("refused")):
+    with mock.patch(SEND, side_effect=OperationalError("refused")):
         response = client.post(
             "/api/jobs/", {"dataset": "shop", "base_model": "m"}, content_type="application/json"
         )
     assert response.status_code == 503
     assert response.json()["status"] == "failed" and response.json()["error"].startswith("broker unreachable")
+    assert response.json()["failure_kind"] == "broker_unreachable"
 
 
 @pytest.mark.django_db
@@ -478,10 +523,80 @@ def test_admin_pages_show_jobs_with_a_self_refreshing_progress_bar(client, admin
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_api_takes_every_generation_setting_and_checks_it(client, admin_user):
+    make_dataset(n=3)
+    client.force_login(admin_user)
+    wanted = {
+        "do_sample": True, "temperature": 0.7, "top_p": 0.9, "seed": 5, "batch_size": 8, "chunk_prompts": 2
+    }
+    with mock.patch(SEND) as send:
+        response = client.post(
+            "/api/jobs/", {"dataset": "shop", "base_model": "m", **wanted}, content_type="application/json"
+        )
+        refused = client.post(
+            "/api/jobs/",
+            {"dataset": "shop", "base_model": "m", "do_sample": True, "top_p": 1.5},
+            content_type="application/json",
+        )
+    assert response.status_code == 201, response.content
+    job = GenerationJob.objects.get()
+    assert job.settings == {"max_new_tokens": 64, **wanted} == response.json()["settings"]
+    assert send.call_count == 2 and response.json()["failure_kind"] == ""
+    assert refused.status_code == 400 and refused.json() == {"top_p": ["must be in (0, 1]"]}
+    assert GenerationJob.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_again_in_the_django_admin_keeps_every_setting_of_the_old_job(client, admin_user, tmp_path):
+    from generation.models import FinetuneRun
+
+    admin_user.is_staff = admin_user.is_superuser = True  # as `create_user --role admin` makes them
+    admin_user.save()
+    client.force_login(admin_user)
+    dataset = make_dataset(n=5)
+    run = FinetuneRun.objects.create(
+        base_model="/models/base", gguf_file="base.gguf", output_dir=str(tmp_path / "adapter"),
+        status=JobStatus.SUCCEEDED,
+    )  # fmt: skip
+    settings = GenerationSettings(
+        max_new_tokens=17, batch_size=6, seed=7, do_sample=True, temperature=0.7, top_p=0.9, chunk_prompts=2
+    )
+    old = job_create(dataset=dataset, base_model="", finetune_run_id=run.pk, settings=settings, name="mine")
+    legacy = job_create(dataset=dataset, base_model="/models/other", adapter_path="/a", settings=settings)
+    # a job made before jobs stored their chunk size: it is read from the job's chunks
+    GenerationJob.objects.filter(pk=legacy.pk).update(
+        settings={k: v for k, v in legacy.settings.items() if k != "chunk_prompts"}
+    )
+    legacy.refresh_from_db()
+    with mock.patch(SEND) as send:
+        response = client.post(
+            "/admin/generation/generationjob/",
+            {"action": "queue_again", "_selected_action": [old.pk, legacy.pk]},
+        )
+    assert response.status_code == 302
+    for before in (old, legacy):
+        again = GenerationJob.objects.exclude(pk__in=[old.pk, legacy.pk]).get(
+            pretrained_model=before.pretrained_model
+        )
+        assert again.status == JobStatus.QUEUED and again.created_by == admin_user
+        assert again.settings == {**settings.as_dict()}
+        assert again.dataset_id == before.dataset_id and again.name == before.name
+        assert (again.pretrained_model_id, again.finetuned_model_id, again.finetune_run_id) == (
+            before.pretrained_model_id,
+            before.finetuned_model_id,
+            before.finetune_run_id,
+        )
+        assert [c.prompt_ids for c in again.chunks.all()] == [c.prompt_ids for c in before.chunks.all()]
+    assert old.finetune_run_id == run.pk and old.pretrained_model.gguf_file == "base.gguf"
+    assert old.finetuned_model.adapter_path == str(tmp_path / "adapter")
+    assert send.call_count == 6  # each new job has three chunks (2, 2 and 1 prompts)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_job_form_queues_a_job(client, admin_user):
     make_dataset(n=2)
     client.force_login(admin_user)
-    with mock.patch("generation.tasks.run_chunk.apply_async"):
+    with mock.patch(SEND):
         response = client.post("/jobs/", {"dataset": "shop", "base_model": "m", "max_new_tokens": "12"})
     job = GenerationJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"

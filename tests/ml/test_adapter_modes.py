@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 
 from generation.ml import engine
+from generation.ml.loading import adapter_mode
 from generation.ml.modeling import ModelLoadError
 from generation.models import JobStatus, ModelLoadAttempt
+from generation.worker.runtime import WorkerRuntime
 from tests.support.engine_data import ENGINE_PROMPTS, engine_answers
 from tests.support.generation_data import run_two_prompt_job
 
@@ -21,15 +23,15 @@ def _has_lora(model) -> bool:
 
 
 def test_merged_and_switched_adapters_give_the_same_answers(
-    tiny_llama_dir, tiny_adapter_dir, monkeypatch
+    tiny_llama_dir, tiny_adapter_dir, monkeypatch, fresh_engine_cache
 ):
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "switch")
-    switched_entry, switched = engine_answers(tiny_llama_dir, tiny_adapter_dir)
+    switched_entry, switched = engine_answers(fresh_engine_cache, tiny_llama_dir, tiny_adapter_dir)
     assert switched_entry.is_peft and not switched_entry.merged
-    engine._CACHE.clear()
+    fresh_engine_cache.clear()
 
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "merged")
-    merged_entry, merged = engine_answers(tiny_llama_dir, tiny_adapter_dir)
+    merged_entry, merged = engine_answers(fresh_engine_cache, tiny_llama_dir, tiny_adapter_dir)
 
     assert merged == switched
     assert any(merged[(n, "pretrained")] != merged[(n, "finetuned")] for n, _ in enumerate(ENGINE_PROMPTS))
@@ -40,20 +42,21 @@ def test_merged_and_switched_adapters_give_the_same_answers(
 
 def test_auto_mode_switches_on_cpu_and_merges_on_cuda(monkeypatch):
     monkeypatch.delenv("EVALSITE_ADAPTER_MODE", raising=False)
-    assert (engine.adapter_mode("cpu"), engine.adapter_mode("cuda:0")) == ("switch", "merged")
+    assert (adapter_mode("cpu"), adapter_mode("cuda:0")) == ("switch", "merged")
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "Merged")
-    assert engine.adapter_mode("cpu") == "merged"
+    assert adapter_mode("cpu") == "merged"
 
 
 def _error_of_a_job_falling_back(base_dir, adapter_dir) -> str:
     """Runs a two-prompt job with an adapter that cannot be used; checks that it still succeeds, the
     untouched base answering the fine-tuned role (fallback set); returns the failed load's error."""
-    job = run_two_prompt_job(base_dir, adapter_dir)
+    runtime = WorkerRuntime()
+    job = run_two_prompt_job(base_dir, adapter_dir, runtime)
     assert job.status == JobStatus.SUCCEEDED
     assert job.answers.filter(role="finetuned", fallback=True).count() == 2
     attempt = ModelLoadAttempt.objects.get(job=job, kind="adapter")
     assert not attempt.success
-    (entry,) = engine._CACHE.values()
+    (entry,) = runtime.host.loaded
     assert not _has_lora(entry.model) and not entry.merged
     texts = {a.prompt_id: a.text for a in job.answers.filter(role="pretrained")}
     assert {a.prompt_id: a.text for a in job.answers.filter(role="finetuned")} == texts
@@ -96,7 +99,7 @@ def test_an_adapter_with_nan_weights_is_refused_and_the_base_answers_for_it(
 def test_a_misconfigured_adapter_mode_fails_the_job_saying_why(tiny_llama_dir, tiny_adapter_dir, monkeypatch):
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "both")
     with pytest.raises(ModelLoadError, match="EVALSITE_ADAPTER_MODE must be auto, switch or merged"):
-        engine.adapter_mode("cpu")
+        adapter_mode("cpu")
     job = run_two_prompt_job(tiny_llama_dir, tiny_adapter_dir)
     assert job.status == JobStatus.FAILED
     assert "EVALSITE_ADAPTER_MODE must be auto, switch or merged, not 'both'" in job.error
@@ -104,7 +107,7 @@ def test_a_misconfigured_adapter_mode_fails_the_job_saying_why(tiny_llama_dir, t
 
 
 def test_a_dora_adapter_is_not_switched_per_row_and_still_answers_both_roles(
-    tiny_llama_dir, tmp_path, monkeypatch
+    tiny_llama_dir, tmp_path, monkeypatch, fresh_engine_cache
 ):
     """DoRA is not plain LoRA (`lora_variant`): its rows cannot share a batch through per-row scaling,
     so the roles run in batches of their own, and the answers are what each role gives alone."""
@@ -116,8 +119,8 @@ def test_a_dora_adapter_is_not_switched_per_row_and_still_answers_both_roles(
 
     dora = build_lora_adapter(tiny_llama_dir, tmp_path / "dora", use_dora=True)
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", "switch")
-    entry, answers = engine_answers(tiny_llama_dir, dora)
-    assert engine._row_switch(entry, [None, "finetuned"]) is None
+    entry, answers = engine_answers(fresh_engine_cache, tiny_llama_dir, dora)
+    assert engine.row_switch(entry, [None, "finetuned"]) is None
     assert any(answers[(n, "pretrained")] != answers[(n, "finetuned")] for n, _ in enumerate(ENGINE_PROMPTS))
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
@@ -128,9 +131,9 @@ def test_a_dora_adapter_is_not_switched_per_row_and_still_answers_both_roles(
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
-                eos_token_id=sorted(engine._eos_ids(entry)), pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(engine.eos_ids(entry)), pad_token_id=tokenizer.pad_token_id,
             )
         new = out[0, ids.shape[1]:].tolist()
-        stop = next((i for i, t in enumerate(new) if t in engine._eos_ids(entry)), None)
+        stop = next((i for i, t in enumerate(new) if t in engine.eos_ids(entry)), None)
         text_out = tokenizer.decode(new if stop is None else new[:stop], skip_special_tokens=True).strip()
         assert answers[(n, "finetuned")][0] == text_out

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from generation.ml.decoding import STEP_MODES, RowSwitchedLoRA, Sampling, decode, shared_prefix_length
+from generation.configs import Sampling
+from generation.ml.decoding import STEP_MODES, RowSwitchedLoRA, decode, shared_prefix_length
 
 
 @pytest.fixture(scope="module")
@@ -369,11 +370,11 @@ def test_the_cache_goes_by_the_name_the_models_forward_takes(tiny):
 
     import torch
 
-    from generation.ml.decoding import _cache_argument
+    from generation.ml.decoding import cache_argument
 
     class Older(torch.nn.Module):
         def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs):
             return input_ids
 
-    assert _cache_argument(tiny) in inspect.signature(tiny.forward).parameters
-    assert _cache_argument(Older()) == "past_key_values"
+    assert cache_argument(tiny) in inspect.signature(tiny.forward).parameters
+    assert cache_argument(Older()) == "past_key_values"

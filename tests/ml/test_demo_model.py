@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from generation.models import Answer, Dataset, ModelLoadAttempt, Prompt
-from generation.services import job_create
+from generation.configs import GenerationSettings
+from generation.jobs import job_create
 from tests.support.generation_data import run_job_here
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +29,14 @@ def test_the_demo_adapter_loads_and_answers_sentiment_in_the_trained_format():
     job = run_job_here(
         job_create(
             dataset=dataset, base_model="smollm2-demo", adapter_path=str(ROOT / "demo/adapter"),
-            max_new_tokens=8, batch_size=6,
+            settings=GenerationSettings(max_new_tokens=8, batch_size=6),
         )
     )
 
     assert job.status == "succeeded", job.error
     assert ModelLoadAttempt.objects.filter(job=job, success=False).count() == 0
-    answers = {(a.prompt.external_id, a.role): a for a in Answer.objects.filter(job=job).select_related("prompt")}
+    rows_made = Answer.objects.filter(job=job).select_related("prompt")
+    answers = {(a.prompt.external_id, a.role): a for a in rows_made}
     assert len(answers) == 12
     assert not any(a.fallback for a in answers.values())
     tuned = [answers[(row["external_id"], "finetuned")].text for row in sentiment]

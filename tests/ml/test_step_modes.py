@@ -9,8 +9,9 @@ import random
 
 import pytest
 
-from generation.ml import engine, static_step
+from generation.ml import static_step
 from generation.ml.decoding import STEP_MODES, decode
+from generation.ml.loading import decode_step_mode
 from generation.ml.modeling import ModelLoadError
 from generation.models import JobStatus
 from tests.support.engine_data import ENGINE_PROMPTS, engine_answers
@@ -21,14 +22,16 @@ pytestmark = pytest.mark.usefixtures("fresh_engine_cache")
 
 @pytest.mark.parametrize("adapter_mode", ["switch", "merged"])
 def test_every_step_mode_gives_the_workers_answers_word_for_word(
-    tiny_llama_dir, tiny_adapter_dir, monkeypatch, adapter_mode
+    tiny_llama_dir, tiny_adapter_dir, monkeypatch, adapter_mode, fresh_engine_cache
 ):
     monkeypatch.setenv("EVALSITE_ADAPTER_MODE", adapter_mode)
     by_mode = {}
     for mode in STEP_MODES:
         monkeypatch.setenv("EVALSITE_DECODE_STEP", mode)
-        engine._CACHE.clear()
-        _, by_mode[mode] = engine_answers(tiny_llama_dir, tiny_adapter_dir, max_new_tokens=14, batch_size=4)
+        fresh_engine_cache.clear()
+        _, by_mode[mode] = engine_answers(
+            fresh_engine_cache, tiny_llama_dir, tiny_adapter_dir, max_new_tokens=14, batch_size=4
+        )
 
     assert by_mode["static"] == by_mode["transformers"]
     assert by_mode["graph"] == by_mode["transformers"]
@@ -39,12 +42,12 @@ def test_every_step_mode_gives_the_workers_answers_word_for_word(
 
 def test_auto_is_static_and_a_bad_setting_is_refused(monkeypatch):
     monkeypatch.delenv("EVALSITE_DECODE_STEP", raising=False)
-    assert engine.decode_step_mode("cpu") == engine.decode_step_mode("cuda:0") == "static"
+    assert decode_step_mode("cpu") == decode_step_mode("cuda:0") == "static"
     monkeypatch.setenv("EVALSITE_DECODE_STEP", " Graph ")
-    assert engine.decode_step_mode("cpu") == "graph"
+    assert decode_step_mode("cpu") == "graph"
     monkeypatch.setenv("EVALSITE_DECODE_STEP", "compiled")
     with pytest.raises(ModelLoadError, match="EVALSITE_DECODE_STEP must be auto, transformers, static"):
-        engine.decode_step_mode("cpu")
+        decode_step_mode("cpu")
 
 
 @pytest.mark.django_db

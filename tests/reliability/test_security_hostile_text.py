@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from annotations.exporting import FORMULA_PREFIXES
 from annotations.models import Rating
-from annotations.services import campaign_create
+from annotations.campaigns import campaign_create
 from generation.importing import DataImportError, import_answers
 from generation.models import Answer, Dataset, Prompt
+from reports.exports import FORMULA_PREFIXES
 from tests.support.figures import figure
 
 PAYLOADS = [

@@ -20,13 +20,14 @@ import re
 
 import pytest
 from django.test import Client
-from django.urls import get_resolver
 
 from annotations.models import Assignment, Rating
-from annotations.services import assignment_next, rating_submit
+from annotations.assignment import assignment_next
+from annotations.rating import rating_submit
 from generation.models import FinetuneRun, GenerationJob
 from tests.support.annotation_data import VALID_RATING, make_campaign
 from tests.support.figures import figure
+from tests.support.routes import url_formats
 
 pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
@@ -47,20 +48,6 @@ QUEUE_ROUTES = {
     "jobs/%(pk)s/cancel/",
     "api/finetune-runs/",
 }
-
-
-def url_formats(resolver=None, prefix: str = "") -> list[tuple[str, list[str]]]:
-    """Every (format string, parameter names) the resolver and its namespaces (admin) can reverse."""
-    resolver = resolver or get_resolver()
-    seen: dict[str, list[str]] = {}
-    for key in list(resolver.reverse_dict.keys()):
-        for possibilities, _pattern, _defaults, _converters in resolver.reverse_dict.getlist(key):
-            for fmt, params in possibilities:
-                seen.setdefault(prefix + fmt, list(params))
-    for _namespace, (ns_prefix, sub) in resolver.namespace_dict.items():
-        for fmt, params in url_formats(sub, prefix + ns_prefix):
-            seen.setdefault(fmt, params)
-    return sorted(seen.items())
 
 
 def _admin_user(admin_user):

@@ -20,7 +20,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from annotations.models import Rating
-from annotations.services import assignment_next, rating_submit
+from annotations.assignment import assignment_next
+from annotations.rating import rating_submit
 from generation.models import FinetuneRun
 from tests.support.annotation_data import VALID_RATING, make_campaign
 from tests.support.figures import figure

@@ -1,7 +1,7 @@
 """Exactly once under faults: a worker SIGKILLed mid-chunk, messages delivered twice, poison chunks.
 
 The real-process tests run two `celery worker` processes on Redis against a database of their own
-(the helpers and fixtures of tests/test_worker.py), with a short visibility timeout so that the
+(the helpers and fixtures of tests/support/processes.py), with a short visibility timeout so that the
 message of a killed worker is delivered again within seconds instead of hours. The in-process tests
 pin down chunk_run's rules for deliveries that find their chunk running, finished or given up.
 """
@@ -21,12 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from generation.models import Answer, GenerationChunk, JobStatus
-from generation.services import chunk_run, job_create
+from generation.configs import GenerationSettings
+from generation.jobs import job_create
+from generation.models import Answer, FailureKind, GenerationChunk, JobStatus
+from generation.worker import chunks as worker_chunks
+from generation.worker.chunks import chunk_run
+from generation.worker.role_models import RoleModels
 from tests.support.generation_data import make_dataset
 from tests.support.processes import ROOT, Worker, manage, process_env  # noqa: F401 (process_env: fixture)
 
-WORKER_REDIS_DB = 12  # not 13 (tests/test_worker.py) nor 15 (the shared redis_url fixture)
+WORKER_REDIS_DB = 12  # not 13 (tests/worker/test_worker.py) nor 15 (the shared redis_url fixture)
 VISIBILITY_TIMEOUT_S = 6
 PROMPTS = 12
 CHUNK_PROMPTS = 2
@@ -128,7 +132,8 @@ class Database:
         return self.rows("SELECT prompt_id, role, worker FROM generation_answer WHERE job_id = ?", (job_id,))
 
     def job(self, job_id: int) -> tuple:
-        return self.rows("SELECT status, error, total FROM generation_generationjob WHERE id = ?", (job_id,))[0]
+        sql = "SELECT status, error, total FROM generation_generationjob WHERE id = ?"
+        return self.rows(sql, (job_id,))[0]
 
     def wait_finished(self, job_id: int, timeout: float, logs) -> tuple:
         deadline = time.monotonic() + timeout
@@ -147,7 +152,8 @@ def import_prompts(env: dict[str, str], tmp_path: Path, name: str) -> None:
         for i in range(PROMPTS)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert manage(env, "import_prompts", str(path), "--dataset", name).stdout.strip().splitlines()[-1].isdigit()
+    result = manage(env, "import_prompts", str(path), "--dataset", name)
+    assert result.stdout.strip().splitlines()[-1].isdigit()
 
 
 def check_exactly_once(db: Database, job_id: int) -> list[tuple]:
@@ -232,13 +238,14 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_no_answer(
 SEND_TWICE = """
 import json
 from generation.models import Dataset
-from generation.services import job_create
-from generation.tasks import run_chunk
+from evalsite.celery import app
+from generation.configs import GenerationSettings
+from generation.jobs import job_create
 job = job_create(dataset=Dataset.objects.get(name="twice"), base_model={base!r}, adapter_path={adapter!r},
-                 max_new_tokens=200, batch_size=2, chunk_size={chunk})
+                 settings=GenerationSettings(max_new_tokens=200, batch_size=2, chunk_prompts={chunk}))
 for chunk in job.chunks.order_by("index"):
-    run_chunk.apply_async(args=[chunk.pk])
-    run_chunk.apply_async(args=[chunk.pk])  # the same message again, as a broker may deliver it
+    app.send_task("generation.run_chunk", args=[chunk.pk])
+    app.send_task("generation.run_chunk", args=[chunk.pk])  # again, as a broker may deliver it twice
 print(json.dumps(job.pk))
 """
 
@@ -276,10 +283,14 @@ def test_every_chunk_sent_twice_to_two_workers_makes_each_answer_once(
 
 @pytest.mark.django_db
 def test_a_duplicate_delivery_of_a_finished_chunk_changes_nothing_while_the_job_runs():
-    job = job_create(dataset=make_dataset(n=4), base_model="no-such-model", chunk_size=2)
+    job = job_create(
+        dataset=make_dataset(n=4), base_model="no-such-model", settings=GenerationSettings(chunk_prompts=2)
+    )
     first, second = job.chunks.order_by("index")
     done = job.created_at
-    GenerationChunk.objects.filter(pk=first.pk).update(status=JobStatus.SUCCEEDED, attempts=1, finished_at=done)
+    GenerationChunk.objects.filter(pk=first.pk).update(
+        status=JobStatus.SUCCEEDED, attempts=1, finished_at=done
+    )
     job.status = JobStatus.RUNNING
     job.save(update_fields=["status"])
     chunk_run(chunk_id=first.pk)  # the message again, after the chunk finished (no model is loaded)
@@ -292,7 +303,9 @@ def test_a_duplicate_delivery_of_a_finished_chunk_changes_nothing_while_the_job_
 @pytest.mark.django_db
 def test_a_chunk_that_keeps_killing_its_worker_is_given_up_and_the_job_ends(settings):
     settings.GENERATION_CHUNK_MAX_ATTEMPTS = 3
-    job = job_create(dataset=make_dataset(n=2), base_model="no-such-model", chunk_size=1)
+    job = job_create(
+        dataset=make_dataset(n=2), base_model="no-such-model", settings=GenerationSettings(chunk_prompts=1)
+    )
     poison, other = job.chunks.order_by("index")
     # three deliveries started it and died with their worker (SIGKILL, out of memory...)
     GenerationChunk.objects.filter(pk=poison.pk).update(status=JobStatus.RUNNING, attempts=3, worker="w:1")
@@ -312,6 +325,7 @@ def test_a_chunk_that_keeps_killing_its_worker_is_given_up_and_the_job_ends(sett
     job.refresh_from_db()
     assert poison.status == JobStatus.FAILED and poison.attempts == 3 and poison.finished_at
     assert poison.error == "chunk 0: given up after 3 attempts that never finished (last on w:1)"
+    assert poison.failure_kind == FailureKind.GAVE_UP
     assert job.status == JobStatus.PARTIALLY_FAILED
     assert job.error == f"2 of 4 answers were not made: {poison.error}"
 
@@ -335,12 +349,11 @@ def test_an_answer_with_a_nul_character_is_saved_without_it(monkeypatch):
     """A random tiny model emitted U+0000 on PostgreSQL, which refuses it in text: the chunk failed."""
     from types import SimpleNamespace
 
-    from generation import services
     from generation.ml import engine, prompting
 
     job = job_create(dataset=make_dataset(n=1), base_model="tiny")
     entry = SimpleNamespace(tokenizer=None, device="cpu")
-    monkeypatch.setattr(services, "_load_models", lambda job, worker: services.RoleModels(entry, None, True))
+    monkeypatch.setattr(worker_chunks, "load_role_models", lambda runtime, job: RoleModels(entry, None, True))
     monkeypatch.setattr(prompting, "render_prompt", lambda tokenizer, prompt: prompt.text)
 
     def generate(entry, requests, **kwargs):
@@ -350,7 +363,10 @@ def test_an_answer_with_a_nul_character_is_saved_without_it(monkeypatch):
     chunk_run(chunk_id=job.chunks.get().pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
-    assert sorted(job.answers.values_list("role", "text")) == [("finetuned", "yes it is"), ("pretrained", "yes it is")]
+    assert sorted(job.answers.values_list("role", "text")) == [
+        ("finetuned", "yes it is"),
+        ("pretrained", "yes it is"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The statistics in `annotations.analysis`, checked against independent computations."""
+"""The statistics in `reports.statistics`, checked against independent computations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from annotations import analysis
+from reports.statistics.accuracy import (
+    answer_matches,
+    automated_accuracy,
+    majority_verdicts,
+    mcnemar_exact,
+    wilson_interval,
+)
+from reports.statistics.agreement import agreement_with_others, krippendorff_alpha
+from reports.statistics.bias import length_bias, position_bias, side_preference
+from reports.statistics.claims import relevance_claim
+from reports.statistics.identity import IDENTITY_REGEX, find_identity_leak, identity_leaks
+from reports.statistics.latency import cost, latency
+from reports.statistics.relevance import bootstrap_improvement_ci, relevance, win_rate
 
 
 def test_relevance_means_improvement_and_wilcoxon_match_hand_computation():
@@ -17,7 +29,7 @@ def test_relevance_means_improvement_and_wilcoxon_match_hand_computation():
     codes = np.array([0, 0, 1, 2, 2])
     pt = np.array([2, 4, 3, 1, 2])
     ft = np.array([4, 4, 5, 2, 2])
-    out = analysis.relevance(codes, pt, ft, 3)
+    out = relevance(codes, pt, ft, 3)
     pt_means = [3.0, 3.0, 1.5]
     ft_means = [4.0, 5.0, 2.0]
     assert out["n_prompts"] == 3
@@ -34,8 +46,8 @@ def test_bootstrap_ci_is_deterministic_and_contains_the_estimate():
     codes = np.repeat(np.arange(n), 3)
     pt = rng.integers(1, 6, size=3 * n)
     ft = np.clip(pt + rng.integers(-1, 3, size=3 * n), 1, 5)
-    first = analysis.relevance(codes, pt, ft, n)
-    second = analysis.relevance(codes, pt, ft, n)
+    first = relevance(codes, pt, ft, n)
+    second = relevance(codes, pt, ft, n)
     assert first["ci95"] == second["ci95"]
     lo, hi = first["ci95"]
     assert lo < first["improvement"] < hi
@@ -45,7 +57,7 @@ def test_bootstrap_matches_a_plain_loop_over_the_same_resamples():
     rng = np.random.default_rng(7)
     pt = rng.uniform(1, 5, 40)
     ft = rng.uniform(1, 5, 40)
-    lo, hi = analysis.bootstrap_improvement_ci(pt, ft, n_resamples=500, seed=3, chunk_elements=1000)
+    lo, hi = bootstrap_improvement_ci(pt, ft, n_resamples=500, seed=3, chunk_elements=1000)
     # the same generator stream, one resample at a time
     gen = np.random.default_rng(3)
     per_chunk = 1000 // 40
@@ -60,7 +72,7 @@ def test_bootstrap_matches_a_plain_loop_over_the_same_resamples():
 def test_relevance_with_all_equal_scores_has_zero_improvement_and_no_wilcoxon():
     codes = np.array([0, 1, 2])
     scores = np.array([3, 3, 3])
-    out = analysis.relevance(codes, scores, scores, 3)
+    out = relevance(codes, scores, scores, 3)
     assert out["improvement"] == 0
     assert out["wilcoxon_p"] is None
     assert "zero" in out["wilcoxon_p_reason"]
@@ -68,7 +80,7 @@ def test_relevance_with_all_equal_scores_has_zero_improvement_and_no_wilcoxon():
 
 def test_relevance_of_nothing_is_null_with_reasons():
     empty = np.array([], dtype=np.int64)
-    out = analysis.relevance(empty, empty, empty, 0)
+    out = relevance(empty, empty, empty, 0)
     for key in ("pretrained_mean", "finetuned_mean", "improvement", "ci95", "wilcoxon_p"):
         assert out[key] is None
         assert out[f"{key}_reason"]
@@ -76,28 +88,28 @@ def test_relevance_of_nothing_is_null_with_reasons():
 
 
 def test_relevance_of_one_prompt_has_no_ci_and_no_test():
-    out = analysis.relevance(np.array([0]), np.array([2]), np.array([4]), 1)
+    out = relevance(np.array([0]), np.array([2]), np.array([4]), 1)
     assert out["improvement"] == 1.0
     assert out["ci95"] is None and "2 prompts" in out["ci95_reason"]
     assert out["wilcoxon_p"] is None and out["wilcoxon_p_reason"]
 
 
 def test_win_rate_counts_higher_lower_and_equal():
-    out = analysis.win_rate(np.array([1, 2, 3, 4]), np.array([2, 2, 1, 5]))
+    out = win_rate(np.array([1, 2, 3, 4]), np.array([2, 2, 1, 5]))
     assert (out["finetuned"], out["pretrained"], out["tie"], out["n"]) == (0.5, 0.25, 0.25, 4)
 
 
 def test_position_bias_against_binomtest():
     left = np.array([5, 4, 3, 3, 1, 5, 4])
     right = np.array([1, 2, 3, 4, 2, 3, 1])
-    out = analysis.position_bias(left, right)
+    out = position_bias(left, right)
     assert out["n"] == 6 and out["left_wins"] == 4
     assert out["left_win_rate"] == pytest.approx(4 / 6)
     assert out["p"] == pytest.approx(stats.binomtest(4, 6, 0.5).pvalue)
 
 
 def test_position_bias_with_only_ties_is_null():
-    out = analysis.position_bias(np.array([3, 2]), np.array([3, 2]))
+    out = position_bias(np.array([3, 2]), np.array([3, 2]))
     assert out["left_win_rate"] is None and out["p"] is None and out["p_reason"]
 
 
@@ -107,7 +119,7 @@ def test_wilson_interval_matches_the_closed_formula(k, n):
     p = k / n
     centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    lo, hi = analysis.wilson_interval(k, n)
+    lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(max(0, centre - half))
     assert hi == pytest.approx(min(1, centre + half))
 
@@ -115,19 +127,19 @@ def test_wilson_interval_matches_the_closed_formula(k, n):
 def test_majority_verdict_leaves_out_splits_and_empty_verdicts():
     units = np.array([0, 0, 0, 1, 1, 2, 2, 3])
     verdicts = np.array([1, 1, 0, 1, 0, -1, -1, 0], dtype=np.int8)
-    assert analysis.majority_verdicts(units, verdicts, 5).tolist() == [1, -1, -1, 0, -1]
+    assert majority_verdicts(units, verdicts, 5).tolist() == [1, -1, -1, 0, -1]
 
 
 def test_mcnemar_is_a_binomial_test_on_discordant_prompts():
     pt = np.array([1, 0, 0, 0, 1, 0, 0, 1])
     ft = np.array([1, 1, 1, 1, 0, 1, 0, 1])
-    out = analysis.mcnemar_exact(pt, ft)
+    out = mcnemar_exact(pt, ft)
     assert (out["only_finetuned"], out["only_pretrained"]) == (4, 1)
     assert out["p"] == pytest.approx(stats.binomtest(4, 5, 0.5).pvalue)
 
 
 def test_mcnemar_without_discordant_pairs_is_null_with_reason():
-    out = analysis.mcnemar_exact(np.array([1, 0]), np.array([1, 0]))
+    out = mcnemar_exact(np.array([1, 0]), np.array([1, 0]))
     assert out["p"] is None and "discordant" in out["reason"]
 
 
@@ -148,13 +160,13 @@ def test_mcnemar_without_discordant_pairs_is_null_with_reason():
     ],
 )
 def test_task_matchers(task, answer, label, expected):
-    assert analysis.answer_matches(task, answer, label) is expected
+    assert answer_matches(task, answer, label) is expected
 
 
 def test_automated_accuracy_over_labelled_prompts():
-    out = analysis.automated_accuracy("recommendation", [("no", "Yes", "No"), ("yes", "no", "yes sir")])
+    out = automated_accuracy("recommendation", [("no", "Yes", "No"), ("yes", "no", "yes sir")])
     assert (out["pretrained"], out["finetuned"], out["n"]) == (0.0, 1.0, 2)
-    assert analysis.automated_accuracy("sentiment", [])["reason"]
+    assert automated_accuracy("sentiment", [])["reason"]
 
 
 def _alpha_inputs(matrix: np.ndarray):
@@ -171,7 +183,7 @@ def test_interval_alpha_matches_krippendorff_on_the_reliability_matrix():
         ]
     )
     units, values = _alpha_inputs(matrix)
-    out = analysis.krippendorff_alpha(units, values.astype(int) - 1, 10, 5, "interval")
+    out = krippendorff_alpha(units, values.astype(int) - 1, 10, 5, "interval")
     assert out["alpha"] == pytest.approx(
         krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval")
     )
@@ -181,27 +193,27 @@ def test_interval_alpha_matches_krippendorff_on_the_reliability_matrix():
 def test_nominal_alpha_matches_krippendorff():
     matrix = np.array([[1, 0, 1, 1, np.nan, 0], [1, 0, 0, 1, 1, 0], [np.nan, 0, 1, 1, 1, np.nan]])
     units, values = _alpha_inputs(matrix)
-    out = analysis.krippendorff_alpha(units, values.astype(int), 6, 2, "nominal")
+    out = krippendorff_alpha(units, values.astype(int), 6, 2, "nominal")
     assert out["alpha"] == pytest.approx(
         krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
     )
 
 
 def test_alpha_with_a_single_rater_per_unit_is_null_with_reason():
-    out = analysis.krippendorff_alpha(np.array([0, 1, 2]), np.array([1, 2, 3]), 3, 5, "interval")
+    out = krippendorff_alpha(np.array([0, 1, 2]), np.array([1, 2, 3]), 3, 5, "interval")
     assert out["alpha"] is None and "fewer than 2 raters" in out["reason"]
     assert out["n_units"] == 0
 
 
 def test_alpha_with_identical_values_is_null_with_reason():
-    out = analysis.krippendorff_alpha(np.array([0, 0, 1, 1]), np.array([2, 2, 2, 2]), 2, 5, "interval")
+    out = krippendorff_alpha(np.array([0, 0, 1, 1]), np.array([2, 2, 2, 2]), 2, 5, "interval")
     assert out["alpha"] is None and "variation" in out["reason"]
 
 
 def test_latency_percentiles_and_throughput():
     lat = np.array([100.0, 200.0, 300.0, np.nan])
     tokens = np.array([10.0, np.nan, 30.0, 5.0])
-    out = analysis.latency(lat, tokens)
+    out = latency(lat, tokens)
     assert out["n"] == 3
     assert out["p50_ms"] == pytest.approx(200.0)
     assert out["p95_ms"] == pytest.approx(np.percentile([100, 200, 300], 95))
@@ -209,25 +221,25 @@ def test_latency_percentiles_and_throughput():
 
 
 def test_cost_per_request():
-    out = analysis.cost(np.array([1000.0, 3000.0]), 3.6)
+    out = cost(np.array([1000.0, 3000.0]), 3.6)
     assert out["gpu_seconds"] == 4.0
     assert out["per_request_usd"] == pytest.approx(2.0 * 3.6 / 3600)
 
 
 def test_relevance_claim_is_refused_when_the_ci_includes_zero():
     rel = {"improvement": 0.05, "ci95": [-0.02, 0.1], "n_prompts": 50}
-    claim = analysis.relevance_claim(rel, "3 ratings each")
+    claim = relevance_claim(rel, "3 ratings each")
     assert claim["refused"] and "includes 0" in claim["reason"]
 
 
 def test_relevance_claim_is_refused_for_too_few_prompts():
     rel = {"improvement": 0.5, "ci95": [0.2, 0.8], "n_prompts": 4}
-    assert analysis.relevance_claim(rel, "3 ratings each")["refused"]
+    assert relevance_claim(rel, "3 ratings each")["refused"]
 
 
 def test_relevance_claim_reads_with_ci_and_n():
     rel = {"improvement": 0.85, "ci95": [0.6, 1.1], "n_prompts": 100}
-    claim = analysis.relevance_claim(rel, "3 ratings each")
+    claim = relevance_claim(rel, "3 ratings each")
     assert not claim["refused"]
     assert claim["text"] == (
         "Fine-tuned answers were rated 85% more relevant than pre-trained answers "
@@ -258,7 +270,7 @@ def test_agreement_with_others_matches_a_plain_loop():
     raters = rng.integers(0, 4, size=60)
     scores = rng.integers(1, 6, size=60)
     # one unit-rater combination never repeats in the app, but the function must still average repeats
-    out = analysis.agreement_with_others(units, raters, scores, 4)
+    out = agreement_with_others(units, raters, scores, 4)
     for rater in range(4):
         own, others = _others_loop(units.tolist(), raters.tolist(), scores.tolist(), rater)
         entry = out[rater]
@@ -271,7 +283,7 @@ def test_agreement_with_others_matches_a_plain_loop():
 
 def test_agreement_with_others_without_overlap_is_null_with_reason():
     # rater 0 alone on units 0-1; raters 1 and 2 share unit 2 only (too few for a correlation)
-    out = analysis.agreement_with_others(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1, 2, 3, 5]), 3)
+    out = agreement_with_others(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1, 2, 3, 5]), 3)
     assert out[0]["n_units"] == 0 and out[0]["mean_abs_diff"] is None
     assert "no overlap" in out[0]["mean_abs_diff_reason"] and "no overlap" in out[0]["spearman_reason"]
     assert out[1]["n_units"] == 1 and out[1]["mean_abs_diff"] == 2.0
@@ -282,17 +294,17 @@ def test_agreement_with_others_with_a_constant_rater_has_no_correlation():
     units = np.array([0, 1, 2, 0, 1, 2])
     raters = np.array([0, 0, 0, 1, 1, 1])
     scores = np.array([3, 3, 3, 1, 4, 5])
-    out = analysis.agreement_with_others(units, raters, scores, 2)
+    out = agreement_with_others(units, raters, scores, 2)
     assert out[0]["mean_abs_diff"] == pytest.approx(np.mean([2, 1, 2]))
     assert out[0]["pearson"] is None and "constant" in out[0]["pearson_reason"]
 
 
 def test_side_preference_against_binomtest():
-    out = analysis.side_preference(["left", "left", "right", "tie", "both_bad", "left"])
+    out = side_preference(["left", "left", "right", "tie", "both_bad", "left"])
     assert (out["left"], out["n"]) == (3, 4)
     assert out["left_share"] == 0.75
     assert out["p"] == pytest.approx(stats.binomtest(3, 4, 0.5).pvalue)
-    none = analysis.side_preference(["tie", "both_bad"])
+    none = side_preference(["tie", "both_bad"])
     assert none["left_share"] is None and none["p"] is None and none["left_share_reason"]
 
 
@@ -304,7 +316,7 @@ def test_length_bias_against_spearmanr_and_binomtest():
     ft_chars[:5] = pt_chars[:5]  # equal lengths: no longer answer
     pt = rng.integers(1, 6, size=n)
     ft = rng.integers(1, 6, size=n)
-    out = analysis.length_bias(pt, ft, pt_chars, ft_chars)
+    out = length_bias(pt, ft, pt_chars, ft_chars)
     overall = stats.spearmanr(np.r_[pt, ft], np.r_[pt_chars, ft_chars])
     assert out["overall"]["spearman"] == pytest.approx(overall.statistic)
     assert out["overall"]["p"] == pytest.approx(overall.pvalue)
@@ -328,10 +340,10 @@ def test_length_bias_against_spearmanr_and_binomtest():
 
 
 def test_length_bias_with_equal_scores_or_no_rows_is_null_with_reasons():
-    flat = analysis.length_bias(np.full(5, 3), np.full(5, 3), np.arange(5), np.arange(5) + 10)
+    flat = length_bias(np.full(5, 3), np.full(5, 3), np.arange(5), np.arange(5) + 10)
     assert flat["overall"]["spearman"] is None and "same" in flat["overall"]["spearman_reason"]
     assert flat["longer_wins"]["share"] is None and flat["longer_wins"]["share_reason"]
-    empty = analysis.length_bias(*(np.zeros(0, np.int64) for _ in range(4)))
+    empty = length_bias(*(np.zeros(0, np.int64) for _ in range(4)))
     assert empty["overall"]["n"] == 0 and empty["overall"]["spearman_reason"]
     assert empty["bins"]["edges"] == []
 
@@ -352,20 +364,26 @@ def test_length_bias_with_equal_scores_or_no_rows_is_null_with_reasons():
     ],
 )
 def test_identity_patterns_flag_model_and_vendor_names(text, phrase):
-    out = analysis.identity_leaks([("p1", "finetuned", text)])
+    out = identity_leaks([("p1", "finetuned", text)])
     assert out["n_flagged"] == 1 and out["flagged"][0]["phrase"] == phrase
 
 
 @pytest.mark.parametrize(
     "text",
-    ["Positive. The battery lasts.", "No, it leaks.", "The llamas of Peru", "She was trained well", "AI-free text"],
+    [
+        "Positive. The battery lasts.",
+        "No, it leaks.",
+        "The llamas of Peru",
+        "She was trained well",
+        "AI-free text",
+    ],
 )
 def test_identity_patterns_leave_ordinary_answers_alone(text):
-    assert analysis.identity_leaks([("p1", "pretrained", text)])["n_flagged"] == 0
+    assert identity_leaks([("p1", "pretrained", text)])["n_flagged"] == 0
 
 
 def test_identity_leaks_count_per_role_and_list_prompt_role_phrase():
-    out = analysis.identity_leaks(
+    out = identity_leaks(
         [
             ("b", "finetuned", "As an AI language model I think yes"),
             ("a", "pretrained", "OpenAI made me"),
@@ -394,4 +412,4 @@ def test_identity_literal_prefilter_never_hides_a_regex_match():
     for _ in range(400):
         words = rng.choice(fragments, size=3).tolist()
         text = " ".join(["Well,", words[0], "and", words[1], words[2] + "."])
-        assert (analysis.IDENTITY_REGEX.search(text) is None) == (analysis.find_identity_leak(text) is None), text
+        assert (IDENTITY_REGEX.search(text) is None) == (find_identity_leak(text) is None), text

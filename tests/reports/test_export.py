@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotations import exporting
-from annotations.exporting import COLUMNS, neutralise
+from annotations.models import User
+from reports import exports
+from reports.exports import COLUMNS, neutralise
 from tests.support.report_data import PROMPTS, RATINGS, build_hand_campaign
 
 pytestmark = pytest.mark.django_db
@@ -29,12 +30,12 @@ def hand():
 
 
 def _csv(campaign, **kwargs) -> list[dict[str, str]]:
-    text = "".join(exporting.stream_csv(campaign, **kwargs))
+    text = "".join(exports.stream_csv(campaign, **kwargs))
     return list(csv.DictReader(io.StringIO(text)))
 
 
 def test_columns_are_in_spec_order(hand):
-    text = "".join(exporting.stream_csv(hand.campaign))
+    text = "".join(exports.stream_csv(hand.campaign))
     assert text.splitlines()[0].split(",") == SPEC_COLUMNS
     assert list(COLUMNS) == SPEC_COLUMNS
 
@@ -77,8 +78,6 @@ def test_neutralise_prefixes_formula_cells(payload):
 
 
 def test_formula_payloads_in_stored_values_are_neutralised_in_csv(db):
-    from annotations.models import User
-
     prompts = [('=HYPERLINK("http://x")', "+task", "", "a", "b"), ("@evil", "-cmd", "", "c", "d")]
     ratings = [
         ('=HYPERLINK("http://x")', 0, "left", 2, 3, None, None, "tie"),
@@ -92,11 +91,11 @@ def test_formula_payloads_in_stored_values_are_neutralised_in_csv(db):
     assert "'=cmd|'/C calc'!A0" in {r["annotator"] for r in rows}
     for row in rows:
         for value in row.values():
-            assert not value.startswith(exporting.FORMULA_PREFIXES)
+            assert not value.startswith(exports.FORMULA_PREFIXES)
 
 
 def test_jsonl_has_the_same_fields_with_types(hand):
-    lines = "".join(exporting.stream_jsonl(hand.campaign)).splitlines()
+    lines = "".join(exports.stream_jsonl(hand.campaign)).splitlines()
     rows = [json.loads(line) for line in lines]
     csv_rows = _csv(hand.campaign)
     assert len(rows) == len(csv_rows)
@@ -109,8 +108,8 @@ def test_jsonl_has_the_same_fields_with_types(hand):
 
 
 def test_export_is_a_generator_reading_the_database_in_chunks(hand, monkeypatch):
-    monkeypatch.setattr(exporting, "ROWS_PER_WRITE", 4)
-    pieces = exporting.stream_csv(hand.campaign)
+    monkeypatch.setattr(exports, "ROWS_PER_WRITE", 4)
+    pieces = exports.stream_csv(hand.campaign)
     assert isinstance(pieces, types.GeneratorType)
     chunks = list(pieces)
     assert len(chunks) > 3  # written out as it goes, not built up in one string
@@ -119,12 +118,12 @@ def test_export_is_a_generator_reading_the_database_in_chunks(hand, monkeypatch)
 def test_export_command_writes_csv_to_stdout_and_jsonl_to_a_file(hand, tmp_path):
     out = io.StringIO()
     call_command("export_scores", "--campaign", str(hand.campaign.pk), stdout=out)
-    assert out.getvalue() == "".join(exporting.stream_csv(hand.campaign))
+    assert out.getvalue() == "".join(exports.stream_csv(hand.campaign))
     path = tmp_path / "scores.jsonl"
     call_command(
         "export_scores", "--campaign", str(hand.campaign.pk), "--format", "jsonl", "--output", str(path)
     )
-    assert path.read_text(encoding="utf-8") == "".join(exporting.stream_jsonl(hand.campaign))
+    assert path.read_text(encoding="utf-8") == "".join(exports.stream_jsonl(hand.campaign))
 
 
 def test_export_command_names_an_unknown_campaign(db):

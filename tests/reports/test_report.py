@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 import krippendorff
 import numpy as np
@@ -11,8 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from scipy import stats
 
-from annotations.reporting import REPORT_KEYS, campaign_report
-from tests.support.report_data import TRAINING_METRICS, build_hand_campaign
+from annotations.models import Campaign
+from generation.models import Dataset, FinetuneRun, GenerationJob
+from reports.building import REPORT_KEYS, campaign_report
+from tests.support.report_data import RATINGS, TRAINING_METRICS, build_hand_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -192,9 +195,6 @@ def test_claims_refuse_with_reasons_when_the_sample_is_small(report):
 
 
 def test_empty_campaign_still_reports_with_reasons(db):
-    from annotations.models import Campaign
-    from generation.models import Dataset, GenerationJob
-
     job = GenerationJob.objects.create(dataset=Dataset.objects.create(name="empty"))
     campaign = Campaign.objects.create(name="empty", job=job)
     report = campaign_report(campaign)
@@ -213,8 +213,6 @@ def test_empty_campaign_still_reports_with_reasons(db):
 
 
 def test_single_rater_campaign_has_no_alpha(db):
-    from tests.support.report_data import RATINGS
-
     single = [r for r in RATINGS if r[1] == 0]  # rater u1 only
     report = campaign_report(build_hand_campaign(ratings=single, name="single").campaign)
     assert report["agreement"]["score_alpha"] is None
@@ -223,8 +221,6 @@ def test_single_rater_campaign_has_no_alpha(db):
 
 
 def test_all_equal_scores_have_no_wilcoxon_and_no_alpha(db):
-    from tests.support.report_data import RATINGS
-
     flat = [(p, r, side, 3, 3, None, None, "tie") for p, r, side, *_ in RATINGS]
     report = campaign_report(build_hand_campaign(ratings=flat, name="flat").campaign)
     rel = report["relevance"]
@@ -242,16 +238,12 @@ def test_all_equal_scores_have_no_wilcoxon_and_no_alpha(db):
 
 
 def test_report_command_prints_the_same_dict(hand, report):
-    from io import StringIO
-
     out = StringIO()
     call_command("report", "--campaign", str(hand.campaign.pk), stdout=out)
     assert json.loads(out.getvalue()) == json.loads(json.dumps(report))
 
 
 def test_report_command_text_format_shows_n_and_ci(hand):
-    from io import StringIO
-
     out = StringIO()
     call_command("report", "--campaign", str(hand.campaign.pk), "--format", "text", stdout=out)
     text = out.getvalue()
@@ -267,14 +259,12 @@ def test_report_command_names_an_unknown_campaign(db):
 def test_training_claim_states_the_trainable_share_as_measured(report):
     claim = next(c for c in report["claims"] if c["metric"] == "training.trainable_pct")
     assert claim["text"] == (
-        "LoRA fine-tuning trained 4,505,600 of 1,104,553,984 parameters (0.41%), ran 14 epochs and kept epoch 4 "
-        "(early stopping)."
+        "LoRA fine-tuning trained 4,505,600 of 1,104,553,984 parameters (0.41%), ran 14 epochs and kept "
+        "epoch 4 (early stopping)."
     )
 
 
 def test_training_compares_lora_with_a_full_run_of_the_same_model_and_dataset(hand):
-    from generation.models import FinetuneRun
-
     lora = hand.job.finetune_run
     FinetuneRun.objects.create(
         dataset=lora.dataset,

@@ -3,6 +3,8 @@ each against an independent computation from the fixture tables (not from the co
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from io import StringIO
@@ -14,7 +16,9 @@ from django.conf import settings
 from django.core.management import call_command
 from scipy import stats
 
-from annotations.reporting import REPORT_KEYS, campaign_report
+from annotations.models import Campaign
+from generation.models import Dataset, GenerationJob
+from reports.building import REPORT_KEYS, campaign_report
 from tests.support.report_data import PROMPTS, RATINGS, build_hand_campaign, role_to_side_preference
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +78,8 @@ def test_side_preference_and_gold_per_rater(report, hand):
         assert (side["left"], side["n"]) == (left, n)
         assert side["left_share"] == pytest.approx(left / n)
         assert side["p"] == pytest.approx(stats.binomtest(left, n, 0.5).pvalue)
-        assert row["gold_accuracy"] is None and row["gold_accuracy_reason"] == "no gold pairs in this campaign"
+        assert row["gold_accuracy"] is None
+        assert row["gold_accuracy_reason"] == "no gold pairs in this campaign"
 
 
 def test_single_rater_has_no_agreement_with_others(db):
@@ -110,9 +115,6 @@ def test_length_bias_matches_spearmanr_over_rating_by_answer_rows(report):
 
 
 def test_length_bias_uses_the_exports_answer_chars(client, researcher, hand, report):
-    import csv
-    import io
-
     client.force_login(researcher)
     body = b"".join(client.get(f"/api/campaigns/{hand.campaign.pk}/export.csv").streaming_content).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
@@ -166,9 +168,6 @@ def test_latency_distribution_counts_every_timed_answer(report):
 
 
 def test_empty_campaign_has_the_new_blocks_with_reasons(db):
-    from annotations.models import Campaign
-    from generation.models import Dataset, GenerationJob
-
     job = GenerationJob.objects.create(dataset=Dataset.objects.create(name="empty-x"))
     report = campaign_report(Campaign.objects.create(name="empty-x", job=job))
     assert report["length_bias"]["overall"]["spearman"] is None

@@ -11,7 +11,9 @@ import pytest
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from annotations.reporting import campaign_report
+from annotations.models import Campaign
+from generation.models import Dataset, GenerationJob
+from reports.building import campaign_report
 from tests.support.report_data import RATINGS, build_hand_campaign
 
 pytestmark = pytest.mark.django_db
@@ -102,9 +104,6 @@ def test_report_page_has_no_inline_script_or_style(client, researcher, hand):
 
 
 def test_empty_campaign_page_renders(client, researcher):
-    from annotations.models import Campaign
-    from generation.models import Dataset, GenerationJob
-
     job = GenerationJob.objects.create(dataset=Dataset.objects.create(name="empty"))
     campaign = Campaign.objects.create(name="nothing yet", job=job)
     client.force_login(researcher)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from annotations.models import Campaign
-from annotations.services import campaign_create
+from annotations.campaigns import campaign_create
 from generation.models import Answer, Dataset, GenerationJob, JobStatus, ModelSpec, Prompt, Role
 
 SECRET_STRINGS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.configs import GenerationSettings
 from generation.models import Dataset, GenerationJob, Prompt
 
 REVIEWS = [
@@ -51,23 +52,26 @@ def make_dataset(name: str = "shop", n: int = 5) -> Dataset:
     return dataset
 
 
-def run_job_here(job: GenerationJob) -> GenerationJob:
-    """What the workers do, in this process: every chunk of the job, in order."""
-    from generation.services import chunk_run
+def run_job_here(job: GenerationJob, runtime=None) -> GenerationJob:
+    """What a worker does, in this process: every chunk of the job, in order, with one WorkerRuntime
+    (a fresh one unless given: models loaded by an earlier test are not reused)."""
+    from generation.worker.chunks import chunk_run
+    from generation.worker.runtime import WorkerRuntime
 
+    runtime = runtime or WorkerRuntime()
     for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):
-        chunk_run(chunk_id=chunk_id)
+        chunk_run(chunk_id=chunk_id, runtime=runtime)
     job.refresh_from_db()
     return job
 
 
-def run_two_prompt_job(base_dir, adapter_dir) -> GenerationJob:
+def run_two_prompt_job(base_dir, adapter_dir, runtime=None) -> GenerationJob:
     """A two-prompt job (5 new tokens, batches of 2) of `base_dir` and `adapter_dir`, run here as the
     workers run it (EVALSITE_* settings apply)."""
-    from generation.services import job_create
+    from generation.jobs import job_create
 
     job = job_create(
         dataset=make_dataset(n=2), base_model=str(base_dir), adapter_path=str(adapter_dir),
-        max_new_tokens=5, batch_size=2,
+        settings=GenerationSettings(max_new_tokens=5, batch_size=2),
     )
-    return run_job_here(job)
+    return run_job_here(job, runtime)

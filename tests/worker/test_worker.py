@@ -49,7 +49,8 @@ def run_job_through_a_worker(env, worker, dataset_file, name, tiny_llama_dir, ti
         timeout=240,
     )
     assert result.returncode == 0, (
-        f"queue_generation exited {result.returncode}:\n{result.stdout}\n{result.stderr}\nworker log:\n{worker.log_tail()}"
+        f"queue_generation exited {result.returncode}:\n{result.stdout}\n{result.stderr}\n"
+        f"worker log:\n{worker.log_tail()}"
     )
     job_id = result.stdout.strip().splitlines()[-1]
     assert job_id.isdigit()

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.services import CampaignCreateError, campaign_create, clean_task_questions
+from annotations.campaigns import CampaignCreateError, campaign_create, clean_task_questions
 from generation.models import GenerationJob
 
 
@@ -92,6 +92,7 @@ class Command(BaseCommand):
         pairs = campaign.pairs.count()
         n_gold = campaign.pairs.exclude(gold_preference="").count()
         self.stderr.write(
-            f"campaign '{campaign.name}' opened with {pairs} pairs ({n_gold} gold), overlap {campaign.overlap}"
+            f"campaign '{campaign.name}' opened with {pairs} pairs ({n_gold} gold), "
+            f"overlap {campaign.overlap}"
         )
         self.stdout.write(str(campaign.pk))

@@ -1,5 +1,6 @@
 """`python manage.py queue_generation --dataset NAME --base MODEL [--gguf-file F] [--adapter DIR]
-[--max-new-tokens N] [--batch-size N] [--chunk-prompts N] [--wait]`
+[--max-new-tokens N] [--batch-size N] [--chunk-prompts N] [--do-sample [--temperature T] [--top-p P]]
+[--wait]`
 
 Prints the job id alone on the last line of stdout. With `--wait` it follows the job on stderr with a
 progress bar (answers done/total, output tokens per second, ETA) and exits non-zero unless it succeeded.
@@ -13,17 +14,14 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
+from generation.configs import ConfigError, GenerationSettings
+from generation.jobs import chunk_prompts, job_submit
 from generation.models import FINISHED_STATUSES, GenerationJob, JobStatus
 from generation.selectors import Progress, job_progress
-from generation.services import (
-    DEFAULT_SETTINGS,
-    JobInputError,
-    dataset_get,
-    job_create,
-    job_queue,
-)
+
+# the option that names a setting, where it is not the setting's name with dashes
+FLAGS = {"base_model": "base", "adapter_path": "adapter"}
 
 
 def _clock(seconds: float | None) -> str:
@@ -59,42 +57,37 @@ class Command(BaseCommand):
         parser.add_argument(
             "--finetune-run", type=int, default=None, help="use the adapter of this finished LoRA run"
         )
-        parser.add_argument("--max-new-tokens", type=int, default=64)
-        parser.add_argument("--batch-size", type=int, default=DEFAULT_SETTINGS["batch_size"])
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
+        parser.add_argument("--batch-size", type=int, default=GenerationSettings.batch_size)
+        parser.add_argument("--seed", type=int, default=GenerationSettings.seed)
         parser.add_argument(
             "--chunk-prompts",
             type=int,
             default=None,
-            help=f"prompts per worker task (default {DEFAULT_SETTINGS['batch_size'] // 2})",
+            help=f"prompts per worker task (default {chunk_prompts()})",
         )
+        parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+        parser.add_argument("--temperature", type=float, default=None, help="with --do-sample")
+        parser.add_argument("--top-p", type=float, default=None, help="with --do-sample")
         parser.add_argument("--name", default="", help="job name (default: dataset / model)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            with transaction.atomic():
-                job = job_create(
-                    dataset=dataset_get(options["dataset"]),
-                    base_model=options["base"],
-                    gguf_file=options["gguf_file"],
-                    adapter_path=options["adapter"],
-                    finetune_run_id=options["finetune_run"],
-                    max_new_tokens=options["max_new_tokens"],
-                    batch_size=options["batch_size"],
-                    seed=options["seed"],
-                    name=options["name"],
-                    chunk_size=options["chunk_prompts"],
-                )
-                job_queue(job)
-        except JobInputError as exc:
-            flag = {"base_model": "base", "adapter_path": "adapter", "chunk_prompts": "chunk-prompts"}.get(
-                exc.field, exc.field.replace("_", "-")
+            job = job_submit(
+                dataset=options["dataset"],
+                base_model=options["base"],
+                gguf_file=options["gguf_file"],
+                adapter_path=options["adapter"],
+                finetune_run_id=options["finetune_run"],
+                settings=GenerationSettings.from_dict(options),
+                name=options["name"],
             )
+        except ConfigError as exc:
+            flag = FLAGS.get(exc.field, exc.field.replace("_", "-"))
             raise CommandError(f"--{flag}: {exc.message}") from None
-        job.refresh_from_db()  # queueing ran on commit; it may have failed the job
-        if job.status == JobStatus.FAILED:
+        if job.status == JobStatus.FAILED:  # job_submit re-read it after queueing, which may have failed
             self.stdout.write(str(job.pk))
             raise CommandError(f"job {job.pk} failed: {job.error}")
         self.stderr.write(f"queued job {job.pk}: {job.total} answers ({job.total // 2} prompts x 2 roles)")

@@ -1,0 +1,70 @@
+"""Recording ratings: an annotator's scores for the two answers of an assignment, kept by side."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from .errors import CampaignClosed, PairFull
+from .models import Assignment, Campaign, Pair, Rating, User
+
+
+def rating_submit(
+    *,
+    assignment: Assignment,
+    annotator: User,
+    score_left: int,
+    score_right: int,
+    correct_left: bool | None,
+    correct_right: bool | None,
+    preference: str,
+    comment: str = "",
+    duration_ms: int | None = None,
+) -> tuple[Rating, bool] | None:
+    """Create the annotator's rating of an assignment, or update it when they post again.
+
+    Returns (rating, created), or None when the assignment is not this annotator's (callers answer 404,
+    so nobody learns which assignments exist). Raises CampaignClosed once the campaign is closed, and
+    PairFull when a first rating would take the pair past its overlap (the annotator's lock had expired
+    and the slot went to others). `duration_ms` of a later post is added to the earlier one: the rating
+    keeps the total time spent on the pair. Locks the assignment and its pair.
+    """
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update()
+            .select_related("pair__campaign")
+            .filter(pk=assignment.pk, annotator=annotator)
+            .first()
+        )
+        if assignment is None:
+            return None
+        campaign = assignment.pair.campaign
+        if campaign.status != Campaign.Status.OPEN:
+            raise CampaignClosed()
+        fields = {
+            "score_left": score_left,
+            "score_right": score_right,
+            "correct_left": correct_left,
+            "correct_right": correct_right,
+            "preference": preference,
+            "comment": comment or "",
+        }
+        rating = Rating.objects.filter(assignment=assignment).first()
+        if rating is not None:
+            for name, value in fields.items():
+                setattr(rating, name, value)
+            if duration_ms is not None:
+                rating.duration_ms = (rating.duration_ms or 0) + duration_ms
+            rating.save()
+            return rating, False
+
+        Pair.objects.select_for_update().filter(pk=assignment.pair_id).first()
+        rated = Assignment.objects.filter(pair_id=assignment.pair_id, completed_at__isnull=False).count()
+        if rated >= campaign.overlap:
+            raise PairFull()
+        rating = Rating.objects.create(assignment=assignment, duration_ms=duration_ms, **fields)
+        assignment.completed_at = timezone.now()
+        assignment.skipped_at = None
+        assignment.locked_until = None
+        assignment.save(update_fields=["completed_at", "skipped_at", "locked_until"])
+        return rating, True

@@ -1,0 +1,126 @@
+"""The models that answer a job's two roles on this worker, and the record of every load attempt.
+
+The pre-trained role is the base model; the fine-tuned role is the base with the job's adapter. An
+adapter that cannot be loaded is not an error for the job: the base answers the fine-tuned role too,
+those answers are marked `fallback`, and the failed attempt is recorded with its reason (the report's
+load success and fallback rates are computed from these rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from generation.ml.loading import AdapterLoadError, LoadedModel
+from generation.ml.modeling import ModelLoadError, resolve_base
+from generation.models import GenerationJob, ModelLoadAttempt, ModelSpec
+
+from .runtime import WorkerRuntime, job_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoleModels:
+    entry: LoadedModel
+    adapter: str | None  # peft adapter name for the fine-tuned role; None = answered by the base
+    fallback: bool
+
+
+def record_load(
+    runtime: WorkerRuntime,
+    job: GenerationJob,
+    *,
+    kind: str,
+    target: str,
+    success: bool,
+    seconds: float | None,
+    error: str = "",
+    from_cache: bool = False,
+) -> None:
+    """One ModelLoadAttempt row, unless this process already recorded this successful load for this
+    job (its later chunks reuse the model). Failures are always recorded."""
+    key = (job_key(job), kind, target)
+    if success and key in runtime.recorded_loads:
+        return
+    runtime.recorded_loads.add(key)
+    ModelLoadAttempt.objects.create(
+        job=job,
+        kind=kind,
+        target=target[:1000],
+        success=success,
+        error=error,
+        seconds=seconds,
+        worker=runtime.name,
+        from_cache=from_cache,
+    )
+
+
+def _base_label(spec: ModelSpec) -> str:
+    return f"{spec.base_model} [{spec.gguf_file}]" if spec.gguf_file else spec.base_model
+
+
+def load_base(runtime: WorkerRuntime, job: GenerationJob) -> LoadedModel:
+    """The job's base model, loaded or reused, with the attempt recorded. Raises ModelLoadError when it
+    cannot be loaded, whatever the cause (e.g. out of memory while moving it to the device)."""
+    spec = job.pretrained_model
+    assert spec is not None, "imported jobs are never run"
+    target = _base_label(spec)
+    try:
+        ref = resolve_base(spec.base_model, spec.gguf_file, model_dir=Path(settings.EVALSITE_MODEL_DIR))
+        entry, info = runtime.host.load_base(ref)
+    except Exception as exc:
+        error = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+        record_load(runtime, job, kind="base", target=target, success=False, seconds=None, error=error)
+        raise ModelLoadError(error) from exc
+    record_load(
+        runtime,
+        job,
+        kind="base",
+        target=target,
+        success=True,
+        seconds=round(info.seconds, 3),
+        from_cache=info.from_cache,
+    )
+    return entry
+
+
+def load_role_models(runtime: WorkerRuntime, job: GenerationJob) -> RoleModels:
+    """Load (or reuse) the base and attach the adapter, recording every attempt.
+
+    Raises ModelLoadError when the base cannot be loaded; an adapter that fails means fallback, for
+    this chunk and the job's later chunks on this worker."""
+    entry = load_base(runtime, job)
+    adapter_path = job.finetuned_model.adapter_path if job.finetuned_model else ""
+    if not adapter_path or (job_key(job), adapter_path) in runtime.failed_adapters:
+        return RoleModels(entry, None, fallback=True)
+    started = time.perf_counter()
+    try:
+        name, info = runtime.host.load_adapter(entry, adapter_path)
+    except AdapterLoadError as exc:
+        runtime.failed_adapters[(job_key(job), adapter_path)] = str(exc)
+        seconds = round(time.perf_counter() - started, 3)
+        record_load(
+            runtime, job, kind="adapter", target=adapter_path, success=False, seconds=seconds, error=str(exc)
+        )
+        logger.warning("job %s: %s; the pre-trained model answers for the fine-tuned role", job.pk, exc)
+        if exc.base_damaged:  # the failed attempt left LoRA layers in the base: load it afresh
+            runtime.host.forget(entry)
+            assert job.pretrained_model is not None
+            runtime.recorded_loads.discard((job_key(job), "base", _base_label(job.pretrained_model)))
+            entry = load_base(runtime, job)
+        return RoleModels(entry, None, fallback=True)
+    record_load(
+        runtime,
+        job,
+        kind="adapter",
+        target=adapter_path,
+        success=True,
+        seconds=round(info.seconds, 3),
+        from_cache=info.from_cache,
+    )
+    return RoleModels(entry, name, fallback=False)

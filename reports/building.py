@@ -1,0 +1,180 @@
+"""The campaign report: read the campaign's rows with a few flat queries, compute with numpy.
+
+`campaign_report(campaign)` is the one source of every figure: the report page, the API and the
+`report` command all render this same dict. The reads live in `campaign_rows`, the statistics in
+`reports.statistics`; this module puts the blocks together in the order of the JSON contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from annotations.models import Campaign
+from reports.annotators import PER_ANNOTATOR_METHOD, per_annotator
+from reports.campaign_rows import (
+    AnswerTextRow,
+    CampaignPairs,
+    CampaignRatings,
+    answer_chars,
+    read_answer_texts,
+    read_answers_by_role,
+    read_gold_by_pair,
+    read_labelled_answers,
+    read_pairs,
+    read_ratings,
+)
+from reports.generation_figures import reliability, training
+from reports.statistics.accuracy import automated_accuracy, human_accuracy
+from reports.statistics.agreement import agreement
+from reports.statistics.bias import length_bias, position_bias
+from reports.statistics.claims import ratings_each, report_claims
+from reports.statistics.common import ROLES
+from reports.statistics.identity import identity_leaks
+from reports.statistics.latency import cost, latency, latency_histogram
+from reports.statistics.relevance import relevance, score_distribution, win_rate
+
+# the SPEC's keys, first and in this order; the extra figures follow them
+REPORT_KEYS = (
+    "campaign",
+    "n_prompts",
+    "n_ratings",
+    "relevance",
+    "win_rate",
+    "accuracy",
+    "agreement",
+    "position_bias",
+    "reliability",
+    "latency",
+    "cost",
+    "training",
+)
+ACCURACY_METHOD = (
+    "an answer counts when most of its raters who gave a verdict agree (splits and empty verdicts "
+    "are left out); ci95 = Wilson interval; mcnemar_p = exact McNemar test (binomial on discordant "
+    "prompts) over prompts where both answers have a majority verdict"
+)
+NO_RATINGS_REASON = "no ratings yet: every human-judged figure is empty"
+
+
+def campaign_report(campaign: Campaign) -> dict[str, Any]:
+    """Every figure of the campaign report (SPEC "Report"), with sample sizes, CIs and reasons."""
+    pairs = read_pairs(campaign)
+    ratings = read_ratings(campaign, pairs.ids)
+    answers = read_answers_by_role(campaign)
+    report = _spec_figures(campaign, pairs, ratings, answers)
+    report.update(_extra_figures(campaign, pairs, ratings, answers))
+    if ratings.n == 0:
+        report["reason"] = NO_RATINGS_REASON
+    report["claims"] = report_claims(report, report["ratings_per_prompt"])
+    return report
+
+
+def _spec_figures(
+    campaign: Campaign,
+    pairs: CampaignPairs,
+    ratings: CampaignRatings,
+    answers: dict[str, dict[str, np.ndarray]],
+) -> dict[str, Any]:
+    """The SPEC's blocks, in REPORT_KEYS order."""
+    all_latency = np.concatenate([answers[r]["latency_ms"] for r in ROLES])
+    price = float(settings.GPU_HOUR_PRICE_USD)
+    return {
+        "campaign": campaign.pk,
+        "n_prompts": pairs.n,
+        "n_ratings": ratings.n,
+        "relevance": relevance(
+            ratings.pair_codes, ratings.pretrained_scores, ratings.finetuned_scores, pairs.n
+        ),
+        "win_rate": win_rate(ratings.pretrained_scores, ratings.finetuned_scores),
+        "accuracy": _accuracy(campaign, ratings, pairs),
+        "agreement": agreement(
+            ratings.pair_codes,
+            ratings.pretrained_scores,
+            ratings.finetuned_scores,
+            ratings.pretrained_verdicts,
+            ratings.finetuned_verdicts,
+            pairs.n,
+        ),
+        "position_bias": position_bias(ratings.score_left, ratings.score_right),
+        "reliability": reliability(campaign, answers),
+        "latency": {
+            role: latency(answers[role]["latency_ms"], answers[role]["output_tokens"]) for role in ROLES
+        },
+        "cost": cost(all_latency, price),
+        "training": training(campaign),
+    }
+
+
+def _extra_figures(
+    campaign: Campaign,
+    pairs: CampaignPairs,
+    ratings: CampaignRatings,
+    answers: dict[str, dict[str, np.ndarray]],
+) -> dict[str, Any]:
+    """The figures beyond the SPEC's keys: volume, score counts, per annotator, length and identity."""
+    answer_rows = read_answer_texts(campaign)
+    ratings_per_pair = (
+        np.bincount(ratings.pair_codes, minlength=pairs.n) if pairs.n else np.zeros(0, np.int64)
+    )
+    return {
+        "campaign_name": campaign.name,
+        "job": campaign.job_id,
+        "status": campaign.status,
+        "overlap": campaign.overlap,
+        "n_prompts_rated": int((ratings_per_pair > 0).sum()),
+        "n_annotators": len(np.unique(ratings.annotator_ids)),
+        "ratings_per_prompt": ratings_each(ratings_per_pair),
+        "score_distribution": {
+            "pretrained": score_distribution(ratings.pretrained_scores),
+            "finetuned": score_distribution(ratings.finetuned_scores),
+        },
+        "per_annotator": per_annotator(ratings, read_gold_by_pair(campaign, pairs.ids)),
+        "n_gold_pairs": int(campaign.pairs.exclude(gold_preference="").count()),
+        "per_annotator_method": PER_ANNOTATOR_METHOD,
+        "length_bias": _length_bias(ratings, *answer_chars(answer_rows, pairs.ids)),
+        "identity_leaks": _identity_leaks(answer_rows),
+        "latency_distribution": latency_histogram({role: answers[role]["latency_ms"] for role in ROLES}),
+    }
+
+
+def _accuracy(campaign: Campaign, ratings: CampaignRatings, pairs: CampaignPairs) -> dict[str, Any]:
+    """Per task: human accuracy of both roles from majority verdicts, and the automated label match."""
+    labelled = read_labelled_answers(campaign)
+    pair_tasks = pairs.tasks
+    rating_tasks = pair_tasks[ratings.pair_codes] if ratings.n else np.array([], dtype=pair_tasks.dtype)
+    out: dict[str, Any] = {}
+    for task in sorted(set(pair_tasks.tolist())):
+        mask = rating_tasks == task
+        block = human_accuracy(
+            ratings.pair_codes[mask],
+            ratings.pretrained_verdicts[mask],
+            ratings.finetuned_verdicts[mask],
+            pairs.n,
+        )
+        block["n_pairs"] = int((pair_tasks == task).sum())
+        block["n_ratings"] = int(mask.sum())
+        block["automated"] = automated_accuracy(task, labelled.get(task, []))
+        block["method"] = ACCURACY_METHOD
+        out[task] = block
+    return out
+
+
+def _length_bias(ratings: CampaignRatings, pt_chars: np.ndarray, ft_chars: np.ndarray) -> dict[str, Any]:
+    codes = ratings.pair_codes
+    return length_bias(
+        ratings.pretrained_scores,
+        ratings.finetuned_scores,
+        pt_chars[codes] if ratings.n else np.zeros(0, np.int64),
+        ft_chars[codes] if ratings.n else np.zeros(0, np.int64),
+    )
+
+
+def _identity_leaks(answer_rows: list[AnswerTextRow]) -> dict[str, Any]:
+    answers = []
+    for _pk, external_id, pt_text, ft_text, *_ in answer_rows:
+        answers.append((external_id, "pretrained", pt_text))
+        answers.append((external_id, "finetuned", ft_text))
+    return identity_leaks(answers)

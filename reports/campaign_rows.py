@@ -1,0 +1,163 @@
+"""The campaign's rows, read with a few flat queries and turned into numpy arrays in role terms.
+
+Each read is one `values_list` query, never a query per row, so a report over 100,000 ratings costs
+a handful of queries. `reports.building` hands these arrays to `reports.statistics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models.functions import Length
+
+from annotations.models import Campaign, Pair, Rating
+from generation.models import Answer
+from reports.statistics.common import NO_VERDICT, ROLES
+
+# (pair id, prompt external_id, pre-trained text, fine-tuned text, pre-trained chars, fine-tuned chars)
+AnswerTextRow = tuple[int, str, str, str, int | None, int | None]
+# (label, pre-trained text, fine-tuned text)
+LabelledAnswers = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class CampaignPairs:
+    """The campaign's pairs by id; a pair's code is its index here (0..n-1)."""
+
+    ids: np.ndarray  # int64, ascending
+    tasks: np.ndarray  # object: the prompt's task of each pair
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+
+class CampaignRatings:
+    """The campaign's ratings as parallel numpy arrays, in role terms (one entry per rating)."""
+
+    def __init__(self, rows: list[tuple], pair_ids: np.ndarray) -> None:
+        self.n = len(rows)
+        if rows:
+            cols = list(zip(*rows))
+        else:
+            cols = [()] * 9
+        pair_id = np.fromiter(cols[0], dtype=np.int64, count=self.n)
+        self.pair_codes = np.searchsorted(pair_ids, pair_id)
+        self.annotator_ids = np.fromiter(cols[1], dtype=np.int64, count=self.n)
+        self.finetuned_left = np.fromiter((side == "left" for side in cols[2]), dtype=bool, count=self.n)
+        self.score_left = np.fromiter(cols[3], dtype=np.int64, count=self.n)
+        self.score_right = np.fromiter(cols[4], dtype=np.int64, count=self.n)
+        correct_left = verdict_codes(cols[5], self.n)
+        correct_right = verdict_codes(cols[6], self.n)
+        self.duration_ms = np.fromiter(
+            (np.nan if d is None else d for d in cols[7]), dtype=np.float64, count=self.n
+        )
+        self.preferences = list(cols[8])
+        fl = self.finetuned_left
+        self.finetuned_scores = np.where(fl, self.score_left, self.score_right)
+        self.pretrained_scores = np.where(fl, self.score_right, self.score_left)
+        self.finetuned_verdicts = np.where(fl, correct_left, correct_right)
+        self.pretrained_verdicts = np.where(fl, correct_right, correct_left)
+
+
+def verdict_codes(values: tuple, n: int) -> np.ndarray:
+    """Stored verdicts (True / False / None) as int8 codes 1 / 0 / NO_VERDICT."""
+    return np.fromiter((NO_VERDICT if v is None else int(v) for v in values), dtype=np.int8, count=n)
+
+
+def read_pairs(campaign: Campaign) -> CampaignPairs:
+    pairs = list(Pair.objects.filter(campaign=campaign).order_by("id").values_list("id", "prompt__task"))
+    return CampaignPairs(
+        ids=np.array([p[0] for p in pairs], dtype=np.int64),
+        tasks=np.array([p[1] for p in pairs], dtype=object),
+    )
+
+
+def read_ratings(campaign: Campaign, pair_ids: np.ndarray) -> CampaignRatings:
+    rows = list(
+        Rating.objects.filter(assignment__pair__campaign=campaign)
+        .order_by()
+        .values_list(
+            "assignment__pair_id",
+            "assignment__annotator_id",
+            "assignment__finetuned_side",
+            "score_left",
+            "score_right",
+            "correct_left",
+            "correct_right",
+            "duration_ms",
+            "preference",
+        )
+    )
+    return CampaignRatings(rows, pair_ids)
+
+
+def read_answer_texts(campaign: Campaign) -> list[AnswerTextRow]:
+    """Both answers of every pair with their lengths (computed by the database), by pair id."""
+    return list(
+        Pair.objects.filter(campaign=campaign)
+        .order_by("id")
+        .annotate(
+            pt_chars=Length("pretrained_answer__text"),
+            ft_chars=Length("finetuned_answer__text"),
+        )
+        .values_list(
+            "id",
+            "prompt__external_id",
+            "pretrained_answer__text",
+            "finetuned_answer__text",
+            "pt_chars",
+            "ft_chars",
+        )
+    )
+
+
+def answer_chars(answer_rows: list[AnswerTextRow], pair_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Characters of the pre-trained and the fine-tuned answer of each pair (by pair code)."""
+    chars = {r[0]: (r[4] or 0, r[5] or 0) for r in answer_rows}
+    pt_chars = np.array([chars.get(pk, (0, 0))[0] for pk in pair_ids.tolist()], dtype=np.int64)
+    ft_chars = np.array([chars.get(pk, (0, 0))[1] for pk in pair_ids.tolist()], dtype=np.int64)
+    return pt_chars, ft_chars
+
+
+def read_answers_by_role(campaign: Campaign) -> dict[str, dict[str, np.ndarray]]:
+    """Every answer of the campaign's job, per role: latency_ms and output_tokens (NaN where unknown)
+    and fallback."""
+    rows = list(
+        Answer.objects.filter(job_id=campaign.job_id)
+        .order_by()
+        .values_list("role", "latency_ms", "output_tokens", "fallback")
+    )
+    by_role: dict[str, dict[str, np.ndarray]] = {}
+    for role in ROLES:
+        mine = [r for r in rows if r[0] == role]
+        by_role[role] = {
+            "latency_ms": np.array([np.nan if r[1] is None else r[1] for r in mine], dtype=np.float64),
+            "output_tokens": np.array([np.nan if r[2] is None else r[2] for r in mine], dtype=np.float64),
+            "fallback": np.array([bool(r[3]) for r in mine], dtype=bool),
+        }
+    return by_role
+
+
+def read_labelled_answers(campaign: Campaign) -> dict[str, list[LabelledAnswers]]:
+    """Per task: (label, pre-trained text, fine-tuned text) of each pair whose prompt has a label."""
+    labelled: dict[str, list[LabelledAnswers]] = {}
+    for task, label, pt_text, ft_text in (
+        Pair.objects.filter(campaign=campaign)
+        .exclude(prompt__label="")
+        .order_by()
+        .values_list("prompt__task", "prompt__label", "pretrained_answer__text", "finetuned_answer__text")
+    ):
+        labelled.setdefault(task, []).append((label, pt_text, ft_text))
+    return labelled
+
+
+def read_gold_by_pair(campaign: Campaign, pair_ids: np.ndarray) -> np.ndarray:
+    """The gold preference of each pair (by pair code), "" for an ordinary pair."""
+    gold = dict(
+        Pair.objects.filter(campaign=campaign)
+        .exclude(gold_preference="")
+        .values_list("id", "gold_preference")
+    )
+    return np.array([gold.get(pk, "") for pk in pair_ids.tolist()], dtype=object)
