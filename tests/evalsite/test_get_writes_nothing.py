@@ -27,7 +27,7 @@ from annotations.assignment import assignment_next
 from annotations.models import Assignment, Campaign, User
 from annotations.rating import rating_submit
 from generation.models import FinetuneRun, JobStatus
-from tests.support.routes import url_formats
+from tests.support.routes import route_kind, url_formats
 from tests.support.annotation_data import VALID_RATING, make_campaign
 
 pytestmark = pytest.mark.django_db
@@ -97,16 +97,9 @@ def _fills(fmt: str, params: list[str], rows: dict[str, list[int]]) -> list[dict
         return [{}]
     if fmt.startswith("admin/"):
         return _admin_fills(fmt, params)
-    if "assignment_id" in params:
-        kind = "assignment"
-    elif fmt.startswith(("campaigns/", "api/campaigns/", "annotate/campaigns/")):
-        kind = "campaign"
-    elif fmt.startswith(("jobs/", "api/jobs/")):
-        kind = "job"
-    elif fmt.startswith(("runs/", "api/finetune-runs/")):
-        kind = "run"
-    else:
-        raise AssertionError(f"no rows to fill {fmt} {params}: add its kind here")
+    kind = route_kind(fmt, params)
+    if kind is None:
+        raise AssertionError(f"no rows to fill {fmt} {params}: add its kind to tests/support/routes.py")
     return [{p: str(pk) for p in params} for pk in rows[kind]]
 
 

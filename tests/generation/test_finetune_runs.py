@@ -1,10 +1,9 @@
 """Fine-tuning runs as jobs: queueing (API, admin, command), the Celery task, heartbeats and lost
-workers, permissions, and the run pages with their loss curves."""
+workers, permissions. The run pages with their loss curves: tests/reports/test_run_pages.py."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import timedelta
 from io import StringIO
@@ -475,77 +474,6 @@ def test_the_worker_ready_signal_is_connected():
 
     receivers = [r() if isinstance(r, weakref.ReferenceType) else r for _, r in worker_ready.receivers]
     assert on_worker_ready in receivers
-
-
-# --- pages ----------------------------------------------------------------------------------------
-
-
-def finished_run(tmp_path, **metrics) -> FinetuneRun:
-    make_dataset()
-    run = finetune_run_create(
-        dataset="reviews",
-        base_model="tiny-llama",
-        output_dir=str(tmp_path / "o"),
-        config=tiny_options(epochs=5),
-    )
-    values = {
-        "mode": "lora",
-        "epochs_run": 4,
-        "best_epoch": 2,
-        "best_val_loss": 1.4,
-        "early_stopped": True,
-        "train_loss": [3.0, 2.0, 1.5, 1.2],
-        "val_loss": [2.5, 1.4, 1.6, 1.7],
-        "trainable_params": 4_505_600,
-        "total_params": 1_100_048_384,
-        "trainable_pct": 0.4096,
-        "peak_memory_bytes": 3 * 2**30,
-        "peak_memory_kind": "process_peak_rss",
-        "wall_seconds": 75.5,
-    }
-    values.update(metrics)
-    FinetuneRun.objects.filter(pk=run.pk).update(status=JobStatus.SUCCEEDED, metrics=values)
-    run.refresh_from_db()
-    return run
-
-
-def test_the_run_page_draws_the_loss_curves_and_the_figures(client, researcher, tmp_path):
-    run = finished_run(tmp_path)
-    client.force_login(researcher)
-    html = client.get(f"/runs/{run.pk}/").content.decode()
-    lines = dict(re.findall(r'<polyline class="loss (\w+)" data-series="\w+" points="([^"]*)"', html))
-    assert set(lines) == {"train", "val"}
-    assert [len(lines[k].split()) for k in ("train", "val")] == [4, 4]
-    train_y = [float(p.split(",")[1]) for p in lines["train"].split()]
-    assert train_y == sorted(train_y)  # falling loss is drawn going down the page (y grows)
-    for text in ("4505600 of 1100048384", "0.4096%", "3.00 GiB", "1:16", "stopped early", "best epoch (2)"):
-        assert text in html, text
-    assert "run-progress.js" in html
-    assert "<script>" not in html and "style=" not in html and "<style" not in html
-    assert f'data-api="/api/finetune-runs/{run.pk}/"' in html
-
-
-def test_the_curves_grow_as_epochs_arrive(client, admin_user, tmp_path):
-    run = finished_run(tmp_path, train_loss=[3.0], val_loss=[2.5], epochs_run=1, best_epoch=1)
-    FinetuneRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now())
-    client.force_login(admin_user)
-    one = client.get(f"/runs/{run.pk}/").content.decode()
-    assert one.count('<circle class="dot train"') == 1
-    run.metrics.update(train_loss=[3.0, 2.0, 1.0], val_loss=[2.5, 2.0, 1.8], epochs_run=3)
-    FinetuneRun.objects.filter(pk=run.pk).update(metrics=run.metrics)
-    three = client.get(f"/runs/{run.pk}/").content.decode()
-    assert three.count('<circle class="dot train"') == 3 and three.count('<circle class="dot val"') == 3
-    assert client.get(f"/api/finetune-runs/{run.pk}/").json()["train_loss"] == [3.0, 2.0, 1.0]
-
-
-def test_a_queued_run_page_says_the_curves_come_later_and_the_list_links_it(client, admin_user, tmp_path):
-    make_dataset()
-    run = finetune_run_create(dataset="reviews", base_model="m", output_dir=str(tmp_path / "o"))
-    client.force_login(admin_user)
-    html = client.get(f"/runs/{run.pk}/").content.decode()
-    assert "<polyline" not in html and "curves appear here" in html
-    assert f'href="/runs/{run.pk}/"' in client.get("/runs/").content.decode()
-    assert 'href="/runs/"' in client.get("/jobs/").content.decode()
 
 
 def test_run_queue_does_nothing_for_a_run_that_is_not_queued(tmp_path, django_capture_on_commit_callbacks):

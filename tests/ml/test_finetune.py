@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -23,37 +22,7 @@ from generation.ml.finetune import (
 )
 from generation.ml.modeling import load_tokenizer, resolve_base
 from generation.ml.prompting import render_prompt
-
-REVIEWS = [
-    (
-        "The blender is loud and broke after a week.",
-        "What is the sentiment?",
-        "Negative. It broke after a week.",
-    ),
-    ("I love the sound quality of these headphones.", "What is the sentiment?", "Positive. Great sound."),
-    ("The tent leaks in the rain and the zipper is weak.", "Would you recommend it?", "No. The tent leaks."),
-    ("This kettle boils water quickly.", "Would you recommend it?", "Yes. It is quick."),
-    ("The phone battery lasts two days and the screen is bright.", "Which features?", "battery, screen"),
-]
-
-
-def review_fields(n: int, *, references: bool = True) -> list[dict[str, str]]:
-    """The fields of n review prompts, REVIEWS over and over."""
-    return [
-        {
-            "external_id": f"p{i:03d}",
-            "task": "sentiment",
-            "context": REVIEWS[i % 5][0],
-            "text": REVIEWS[i % 5][1],
-            "reference": REVIEWS[i % 5][2] if references else "",
-        }
-        for i in range(n)
-    ]
-
-
-def review_prompts(n: int) -> list[SimpleNamespace]:
-    """Review prompts as plain objects: what the training core reads of a Prompt row."""
-    return [SimpleNamespace(**fields) for fields in review_fields(n)]
+from tests.support.training_data import review_prompts
 
 
 def tiny_tokenizer(tiny_llama_dir: Path):

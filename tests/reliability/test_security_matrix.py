@@ -27,7 +27,7 @@ from annotations.rating import rating_submit
 from generation.models import FinetuneRun, GenerationJob
 from tests.support.annotation_data import VALID_RATING, make_campaign
 from tests.support.figures import figure
-from tests.support.routes import url_formats
+from tests.support.routes import route_kind, url_formats
 
 pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
@@ -95,18 +95,11 @@ def test_role_endpoint_method_matrix(annotator, other_annotator, researcher, adm
     def fills(fmt: str, params: list[str], user) -> list[dict[str, str]]:
         if not params:
             return [{}]
-        if "assignment_id" in params:
+        kind = route_kind(fmt, params) or "other"
+        if kind == "assignment":
             mine = set(Assignment.objects.filter(annotator=user).values_list("pk", flat=True)) if user else set()
             values = [i for i in assignment_ids if i not in mine] + guesses
             return [{params[0]: str(v)} for v in values]
-        if fmt.startswith(("campaigns/", "api/campaigns/", "annotate/campaigns/")):
-            kind = "campaign"
-        elif fmt.startswith(("jobs/", "api/jobs/")):
-            kind = "job"
-        elif fmt.startswith(("runs/", "api/finetune-runs/")):
-            kind = "run"
-        else:
-            kind = "other"
         out = []
         for v in ids[kind]:
             values = {}

@@ -28,6 +28,7 @@ METRICS = {
     "total_params": 1_100_048_384,
     "trainable_pct": 0.4096,
     "peak_memory_bytes": 3 * 2**30,
+    "peak_memory_kind": "process_peak_rss",
     "wall_seconds": 75.5,
 }
 
@@ -103,3 +104,41 @@ def test_run_loss_chart_geometry():
     lone = run_loss_chart([2.0], [None])
     assert len(lone["lines"][0]["dots"]) == 1 and lone["lines"][1]["dots"] == []
     assert run_loss_chart([1.0, 2.0], [], best_epoch=9)["best"] is None
+
+
+def test_the_run_page_draws_the_loss_curves_and_the_figures(client, researcher):
+    run = make_run(status=JobStatus.SUCCEEDED, metrics=METRICS)
+    client.force_login(researcher)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    lines = dict(re.findall(r'<polyline class="loss (\w+)" data-series="\w+" points="([^"]*)"', html))
+    assert set(lines) == {"train", "val"}
+    assert [len(lines[k].split()) for k in ("train", "val")] == [4, 4]
+    train_y = [float(p.split(",")[1]) for p in lines["train"].split()]
+    assert train_y == sorted(train_y)  # falling loss is drawn going down the page (y grows)
+    for text in ("4505600 of 1100048384", "0.4096%", "3.00 GiB", "1:16", "stopped early", "best epoch (2)"):
+        assert text in html, text
+    assert "run-progress.js" in html
+    assert "<script>" not in html and "style=" not in html and "<style" not in html
+    assert f'data-api="/api/finetune-runs/{run.pk}/"' in html
+
+
+def test_the_curves_grow_as_epochs_arrive(client, admin_user):
+    metrics = {**METRICS, "train_loss": [3.0], "val_loss": [2.5], "epochs_run": 1, "best_epoch": 1}
+    run = make_run(status=JobStatus.RUNNING, heartbeat_at=timezone.now(), metrics=metrics)
+    client.force_login(admin_user)
+    one = client.get(f"/runs/{run.pk}/").content.decode()
+    assert one.count('<circle class="dot train"') == 1
+    run.metrics.update(train_loss=[3.0, 2.0, 1.0], val_loss=[2.5, 2.0, 1.8], epochs_run=3)
+    FinetuneRun.objects.filter(pk=run.pk).update(metrics=run.metrics)
+    three = client.get(f"/runs/{run.pk}/").content.decode()
+    assert three.count('<circle class="dot train"') == 3 and three.count('<circle class="dot val"') == 3
+    assert client.get(f"/api/finetune-runs/{run.pk}/").json()["train_loss"] == [3.0, 2.0, 1.0]
+
+
+def test_a_queued_run_page_says_the_curves_come_later_and_the_list_links_it(client, admin_user):
+    run = make_run()
+    client.force_login(admin_user)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "<polyline" not in html and "curves appear here" in html
+    assert f'href="/runs/{run.pk}/"' in client.get("/runs/").content.decode()
+    assert 'href="/runs/"' in client.get("/jobs/").content.decode()

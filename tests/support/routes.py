@@ -17,3 +17,16 @@ def url_formats(resolver=None, prefix: str = "") -> list[tuple[str, list[str]]]:
         for fmt, params in url_formats(sub, prefix + ns_prefix):
             seen.setdefault(fmt, params)
     return sorted(seen.items())
+
+
+def route_kind(fmt: str, params: list[str]) -> str | None:
+    """Which kind of row a route's id names: assignment, campaign, job or run (None: another kind)."""
+    if "assignment_id" in params:
+        return "assignment"
+    if fmt.startswith(("campaigns/", "api/campaigns/", "annotate/campaigns/")):
+        return "campaign"
+    if fmt.startswith(("jobs/", "api/jobs/")):
+        return "job"
+    if fmt.startswith(("runs/", "api/finetune-runs/")):
+        return "run"
+    return None

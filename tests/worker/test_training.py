@@ -10,58 +10,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from generation.configs import FinetuneConfig
 from generation.ml.finetune import SPEC_KEYS, FinetuneError
-from generation.models import Dataset, FailureKind, FinetuneRun, JobStatus, Prompt
+from generation.models import Dataset, FailureKind, FinetuneRun, JobStatus
 from generation.worker.training import finetune_run_execute
-
-REVIEWS = [
-    (
-        "The blender is loud and broke after a week.",
-        "What is the sentiment?",
-        "Negative. It broke after a week.",
-    ),
-    ("I love the sound quality of these headphones.", "What is the sentiment?", "Positive. Great sound."),
-    ("The tent leaks in the rain and the zipper is weak.", "Would you recommend it?", "No. The tent leaks."),
-    ("This kettle boils water quickly.", "Would you recommend it?", "Yes. It is quick."),
-    ("The phone battery lasts two days and the screen is bright.", "Which features?", "battery, screen"),
-]
-
-
-def make_dataset(name: str = "reviews", n: int = 20, *, references: bool = True) -> Dataset:
-    dataset = Dataset.objects.create(name=name)
-    Prompt.objects.bulk_create(
-        Prompt(
-            dataset=dataset,
-            external_id=f"p{i:03d}",
-            task="sentiment",
-            context=REVIEWS[i % 5][0],
-            text=REVIEWS[i % 5][1],
-            reference=REVIEWS[i % 5][2] if references else "",
-        )
-        for i in range(n)
-    )
-    return dataset
-
-
-def tiny_config(**overrides) -> FinetuneConfig:
-    values = {
-        "epochs": 3,
-        "patience": 2,
-        "batch_size": 4,
-        "max_length": 128,
-        "lr": 5e-3,
-        "device": "cpu",
-        "seed": 0,
-        "threads": 1,  # oversubscribed threads on a shared CPU made these tiny runs up to 10x slower
-    }
-    values.update(overrides)
-    return FinetuneConfig(**values)
-
-
-def lora_tensors(model) -> dict:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
-
+from tests.support.training_data import lora_tensors, tiny_config
+from tests.support.training_data import make_review_dataset as make_dataset
 
 # --- the training loop --------------------------------------------------------------------------
 
