@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -158,6 +159,29 @@ def test_bad_input_is_refused(tiny):
     assert _decode(tiny, [], max_new_tokens=3, eos=set()) == []
 
 
+class ClockSpy:
+    """The clock the decode loop charges rows by, recorded: every value it read, so a test can check
+    that the rows' shares add up to the span the loop measured (an identity, not a timing)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import time
+
+        from generation.ml.decoding import batch
+
+        self.readings: list[float] = []
+        real = time.perf_counter
+
+        def perf_counter() -> float:
+            self.readings.append(real())
+            return self.readings[-1]
+
+        monkeypatch.setattr(batch, "time", SimpleNamespace(perf_counter=perf_counter))
+
+    @property
+    def span(self) -> float:
+        return self.readings[-1] - self.readings[0]
+
+
 def _eos_with_varied_stops(outputs: list[list[int]]) -> int:
     """The token whose first appearance varies most across rows: as "end of sequence", it stops rows
     early, late and never."""
@@ -169,17 +193,16 @@ def _eos_with_varied_stops(outputs: list[list[int]]) -> int:
 
 
 @pytest.mark.parametrize("step_mode", ["transformers", "static"])
-def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny, step_mode):
-    import time
-
+def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny, step_mode, monkeypatch):
     rng = random.Random(8)
     prompts = [[7, 8, 9] + [rng.randrange(3, tiny.config.vocab_size) for _ in range(6)] for _ in range(10)]
     eos = _eos_with_varied_stops(_one_at_a_time(tiny, prompts, max_new_tokens=20, eos=None))
-    started = time.perf_counter()
+    clock = ClockSpy(monkeypatch)
     rows = _decoded(tiny, prompts, max_new_tokens=20, eos={eos}, prefill_rows=10, step_mode=step_mode)
-    wall = time.perf_counter() - started
 
-    assert sum(r.seconds for r in rows) == pytest.approx(wall, rel=0.05)
+    # every forward pass after the clock started is charged to the rows it computed, and only once
+    assert len(clock.readings) > 20
+    assert sum(r.seconds for r in rows) == pytest.approx(clock.span, rel=1e-9)
     # equal prompts share the prefill equally, so a row's time grows with the steps it stayed for
     by_length = sorted(rows, key=lambda r: len(r.tokens))
     assert len(by_length[0].tokens) < len(by_length[-1].tokens)
@@ -190,18 +213,16 @@ def test_each_row_is_charged_for_the_steps_it_took_and_the_shares_add_up(tiny, s
             assert shorter.seconds < longer.seconds
 
 
-def test_graph_steps_charge_every_row_alike_for_the_steps_and_the_shares_add_up(tiny):
+def test_graph_steps_charge_every_row_alike_for_the_steps_and_the_shares_add_up(tiny, monkeypatch):
     """The graph loop computes every row at every step (its shapes are fixed), so after the prefill
     each row is charged the same; rows still pay their own prefill group."""
-    import time
-
     prompts = [[7, 8, 9, 10, 11, 12] for _ in range(6)]
     eos = _eos_with_varied_stops(_one_at_a_time(tiny, prompts[:1], max_new_tokens=9, eos=None))
-    started = time.perf_counter()
+    clock = ClockSpy(monkeypatch)
     rows = _decoded(tiny, prompts, max_new_tokens=9, eos={eos}, prefill_rows=6, step_mode="graph")
-    wall = time.perf_counter() - started
 
-    assert sum(r.seconds for r in rows) == pytest.approx(wall, rel=0.05)
+    assert len(clock.readings) > 2
+    assert sum(r.seconds for r in rows) == pytest.approx(clock.span, rel=1e-9)
     assert all(r.seconds == pytest.approx(rows[0].seconds, rel=1e-6) for r in rows)
 
 
