@@ -13,10 +13,14 @@ from .models import Assignment, Campaign, Pair, Rating, User
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """Users with their role. The role decides everything: staff and superuser status follow it (shown,
+    not editable; see `User.save`), and changing it or the password replaces the user's API token."""
+
     list_display = ("username", "role", "is_staff", "is_active", "last_login")
     list_filter = ("role", "is_staff", "is_active")
     fieldsets = ((None, {"fields": ("role",)}),) + DjangoUserAdmin.fieldsets
     add_fieldsets = DjangoUserAdmin.add_fieldsets + ((None, {"fields": ("role",)}),)
+    readonly_fields = ("is_staff", "is_superuser")
 
 
 @admin.action(description="Close the selected campaigns (ratings become read-only)")

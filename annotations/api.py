@@ -20,7 +20,7 @@ from evalsite.access import IsAnnotator
 from .assignment import annotator_progress, assignment_next, assignment_skip, blinded_texts
 from .errors import AnnotationError, CampaignClosed
 from .models import Assignment, Campaign, Pair, Preference, User
-from .rating import rating_submit
+from .rating import MAX_TOTAL_MS, MAX_VISIT_MS, rating_submit
 
 
 class Conflict(APIException):
@@ -34,8 +34,9 @@ def _refusal(error: AnnotationError) -> APIException:
     return Conflict(str(error))
 
 
-def _annotator_campaign(campaign_id: int) -> Campaign:
-    return get_object_or_404(Campaign, pk=campaign_id)
+def _annotator_campaign(request: Request, campaign_id: int) -> Campaign:
+    # A closed campaign this annotator had no pair in is a 404, exactly like one that does not exist.
+    return get_object_or_404(Campaign.objects.visible_to_annotator(request.user), pk=campaign_id)
 
 
 def _annotator_assignment(request: Request, assignment_id: int) -> Assignment:
@@ -91,12 +92,12 @@ class CampaignNextApi(APIView):
         responses={
             200: OutputSerializer,
             204: OpenApiResponse(description="Nothing is left for this annotator in this campaign."),
-            403: OpenApiResponse(description="Not an annotator, or the campaign is closed."),
-            404: OpenApiResponse(description="No such campaign."),
+            403: OpenApiResponse(description="Not an annotator, or a campaign they rated in is closed."),
+            404: OpenApiResponse(description="No such campaign (or a closed one they had no pair in)."),
         },
     )
     def get(self, request: Request, campaign_id: int) -> Response:
-        campaign = _annotator_campaign(campaign_id)
+        campaign = _annotator_campaign(request, campaign_id)
         try:
             assignment = assignment_next(campaign=campaign, annotator=request.user)
         except AnnotationError as error:
@@ -141,7 +142,13 @@ class AssignmentRatingApi(APIView):
         preference = serializers.ChoiceField(choices=Preference.choices)
         comment = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)
         duration_ms = serializers.IntegerField(
-            min_value=0, max_value=24 * 3600 * 1000, allow_null=True, required=False, default=None
+            min_value=0,
+            max_value=MAX_VISIT_MS,
+            allow_null=True,
+            required=False,
+            default=None,
+            help_text=f"milliseconds spent on the pair in this visit (at most {MAX_VISIT_MS}); added to "
+            f"the rating's total, which stops at {MAX_TOTAL_MS}",
         )
 
     @extend_schema_serializer(component_name="RatingOutput")
@@ -153,7 +160,9 @@ class AssignmentRatingApi(APIView):
         correct_right = serializers.BooleanField(allow_null=True)
         preference = serializers.CharField()
         comment = serializers.CharField(allow_blank=True)
-        duration_ms = serializers.IntegerField(allow_null=True)
+        duration_ms = serializers.IntegerField(
+            allow_null=True, help_text="milliseconds spent on the pair over every visit"
+        )
 
     @extend_schema(
         operation_id="assignment_rating",

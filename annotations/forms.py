@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from .models import Preference, Rating
+from .rating import MAX_VISIT_MS
 
 SCORE_CHOICES = [(str(i), str(i)) for i in range(1, 6)]
 CORRECT_CHOICES = [("true", "Correct"), ("false", "Incorrect"), ("", "Not sure")]
@@ -29,7 +30,8 @@ class RatingForm(forms.Form):
         error_messages={"required": "Choose which answer you prefer (or tie / both bad)."},
     )
     comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
-    duration_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
+    # this visit's time on the page (annotate.js); see annotations.rating for the cap on the total
+    duration_ms = forms.IntegerField(required=False, min_value=0, max_value=MAX_VISIT_MS)
 
     @classmethod
     def initial_from_rating(cls, rating: Rating) -> dict[str, str]:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from rest_framework.authtoken.models import Token
 
 from evalsite import access
 from generation.models import Answer, GenerationJob, Prompt
@@ -20,6 +21,32 @@ class User(AbstractUser):
         ADMIN = access.ADMIN
 
     role = models.CharField(max_length=20, choices=UserRole.choices, default=UserRole.ANNOTATOR)
+
+    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        """Save, keeping what follows from the role in line whichever way the row is saved (admin form,
+        `create_user`, a shell): `is_staff` / `is_superuser` are set to match the role (Django's admin
+        and `createsuperuser` read them; evalsite's rules read only the role), and a change of password
+        or role deletes the user's API token, so a token handed out before stops working (`api_token`
+        issues a new one). A new row flagged superuser (Django's `createsuperuser`) is an admin."""
+        adding = self._state.adding
+        if adding and self.is_superuser:
+            self.role = self.UserRole.ADMIN
+        self.is_staff = self.is_superuser = self.role == self.UserRole.ADMIN
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "role" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "is_staff", "is_superuser"}
+        credentials_changed = not adding and (
+            self._password is not None or self._role_changed(kwargs.get("update_fields"))
+        )
+        super().save(*args, **kwargs)
+        if credentials_changed:
+            Token.objects.filter(user=self).delete()
+
+    def _role_changed(self, update_fields: object) -> bool:
+        if update_fields is not None and "role" not in update_fields:  # e.g. last_login on each log-in
+            return False
+        before = type(self)._default_manager.filter(pk=self.pk).values_list("role", flat=True).first()
+        return before is not None and before != self.role
 
     @property
     def pseudonym(self) -> str:
@@ -47,10 +74,21 @@ DEFAULT_TASK_QUESTIONS = {
 FALLBACK_QUESTION = "How good is each answer?"
 
 
+class CampaignQuerySet(models.QuerySet["Campaign"]):
+    def visible_to_annotator(self, annotator: AbstractUser) -> CampaignQuerySet:
+        """The campaigns an annotator is part of: every open one (any annotator may rate any open
+        campaign) and the closed ones they were given a pair in. Annotator pages and the annotator
+        API answer 404 for any other campaign, exactly as for one that does not exist."""
+        mine = Q(pk__in=Pair.objects.filter(assignments__annotator=annotator).values("campaign_id"))
+        return self.filter(Q(status=Campaign.Status.OPEN) | mine)
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"
         CLOSED = "closed"
+
+    objects = CampaignQuerySet.as_manager()
 
     name = models.CharField(max_length=200)
     job = models.ForeignKey(GenerationJob, on_delete=models.PROTECT, related_name="campaigns")

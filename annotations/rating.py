@@ -8,6 +8,12 @@ from django.utils import timezone
 from .errors import CampaignClosed, PairFull
 from .models import Assignment, Campaign, Pair, Rating, User
 
+# Time on a pair. One visit (one post of the form or API) may report at most MAX_VISIT_MS: beyond that the
+# page sat open and the figure says nothing about rating. A rating keeps the sum over its visits, capped at
+# MAX_TOTAL_MS, far below the column's 2**31 - 1 however often it is posted again.
+MAX_VISIT_MS = 4 * 3600 * 1000
+MAX_TOTAL_MS = 24 * 3600 * 1000
+
 
 def rating_submit(
     *,
@@ -26,8 +32,9 @@ def rating_submit(
     Returns (rating, created), or None when the assignment is not this annotator's (callers answer 404,
     so nobody learns which assignments exist). Raises CampaignClosed once the campaign is closed, and
     PairFull when a first rating would take the pair past its overlap (the annotator's lock had expired
-    and the slot went to others). `duration_ms` of a later post is added to the earlier one: the rating
-    keeps the total time spent on the pair. Locks the assignment and its pair.
+    and the slot went to others). `duration_ms` is one visit's time (callers refuse more than MAX_VISIT_MS);
+    a later post's is added to the earlier ones: the rating keeps the total time spent on the pair, capped
+    at MAX_TOTAL_MS. Locks the assignment and its pair.
     """
     with transaction.atomic():
         assignment = (
@@ -54,7 +61,7 @@ def rating_submit(
             for name, value in fields.items():
                 setattr(rating, name, value)
             if duration_ms is not None:
-                rating.duration_ms = (rating.duration_ms or 0) + duration_ms
+                rating.duration_ms = min((rating.duration_ms or 0) + duration_ms, MAX_TOTAL_MS)
             rating.save()
             return rating, False
 
@@ -62,6 +69,8 @@ def rating_submit(
         rated = Assignment.objects.filter(pair_id=assignment.pair_id, completed_at__isnull=False).count()
         if rated >= campaign.overlap:
             raise PairFull()
+        if duration_ms is not None:
+            duration_ms = min(duration_ms, MAX_TOTAL_MS)
         rating = Rating.objects.create(assignment=assignment, duration_ms=duration_ms, **fields)
         assignment.completed_at = timezone.now()
         assignment.skipped_at = None

@@ -98,7 +98,8 @@ class AnnotatorView(RoleRequiredMixin, View):
 
 
 def _campaign_for(request: HttpRequest, campaign_id: int) -> Campaign:
-    return get_object_or_404(Campaign, pk=campaign_id)
+    # A closed campaign this annotator had no pair in is a 404, exactly like one that does not exist.
+    return get_object_or_404(Campaign.objects.visible_to_annotator(request.user), pk=campaign_id)
 
 
 def _assignment_for(request: HttpRequest, assignment_id: int) -> Assignment:

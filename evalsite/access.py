@@ -2,8 +2,12 @@
 
 Three roles (`User.role`): annotators rate blinded pairs and nothing else (they must never learn which
 model wrote which answer); researchers read reports, runs and exports; admins do everything a
-researcher does and queue jobs and runs. A Django superuser counts as an admin. Researchers and
-admins never annotate: they know which model is which, so their ratings would not be blind.
+researcher does and queue jobs and runs, use the Django admin and export real usernames. Researchers
+and admins never annotate: they know which model is which, so their ratings would not be blind.
+
+Every rule reads the role and nothing else: Django's `is_staff` / `is_superuser` flags follow the role
+(`User.save`), but a flag left set by other means opens nothing the role does not, the Django admin's
+own door included (`may_use_django_admin`, installed in evalsite/urls.py).
 
 Every view and API class takes its rule from here: the predicates, DRF permission classes for API
 views, and `require` / `role_required` / `RoleRequiredMixin` for HTML views. `User`'s role properties
@@ -52,24 +56,30 @@ def is_annotator(user: SiteUser) -> bool:
 
 
 def can_read_reports(user: SiteUser) -> bool:
-    """Researchers and admins: reports, exports, fine-tuning runs."""
-    return bool(
-        user
-        and user.is_authenticated
-        and (_role(user) in (RESEARCHER, ADMIN) or getattr(user, "is_superuser", False))
-    )
+    """Researchers and admins: reports, exports (with pseudonyms), fine-tuning runs."""
+    return bool(user and user.is_authenticated and _role(user) in (RESEARCHER, ADMIN))
 
 
 def is_admin(user: SiteUser) -> bool:
     """evalsite admins: everything researchers may, plus queueing jobs and runs."""
-    return bool(
-        user and user.is_authenticated and (_role(user) == ADMIN or getattr(user, "is_superuser", False))
-    )
+    return bool(user and user.is_authenticated and _role(user) == ADMIN)
+
+
+def may_use_django_admin(request: HttpRequest) -> bool:
+    """The Django admin's door (`AdminSite.has_permission`): active evalsite admins, by role, not by
+    `is_staff`. Admin pages show which answer is which model."""
+    return is_admin(request.user) and bool(getattr(request.user, "is_active", False))
+
+
+def may_export_usernames(user: SiteUser) -> bool:
+    """Real usernames in score exports: admins only; researchers always get the pseudonyms."""
+    return is_admin(user)
 
 
 ANNOTATOR_MESSAGE = "Only annotators can rate pairs."
 READER_MESSAGE = "Only researchers and admins can read reports."
 ADMIN_MESSAGE = "Only evalsite admins can do this."
+USERNAMES_MESSAGE = "Only evalsite admins can export real usernames; researchers get pseudonyms."
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class Rule:
 ANNOTATE = Rule(is_annotator, ANNOTATOR_MESSAGE)
 READ_REPORTS = Rule(can_read_reports, READER_MESSAGE)
 ADMINISTER = Rule(is_admin, ADMIN_MESSAGE)
+EXPORT_USERNAMES = Rule(may_export_usernames, USERNAMES_MESSAGE)
 
 
 # ---- API views (DRF) ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Response headers every page gets (CSP, referrer policy) and a 503 instead of a 500 while the database
-is unreachable."""
+"""Response headers every page gets, the API docs included (CSP, referrer policy), and a 503 instead of
+a 500 while the database is unreachable."""
 
 from collections.abc import Callable
 
@@ -20,8 +20,7 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith("/api/docs"):
-            response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.setdefault("Referrer-Policy", "same-origin")
         return response
 

@@ -66,6 +66,9 @@ class PromptAdmin(admin.ModelAdmin):
 class ModelSpecAdmin(admin.ModelAdmin):
     list_display = ["name", "base_model", "gguf_file", "adapter_path", "created_at"]
     search_fields = ["name", "base_model", "adapter_path"]
+    # specs are made by queueing a job, whose paths are checked (generation.paths); editing them here
+    # would skip that check for every later "Queue again"
+    readonly_fields = ["base_model", "gguf_file", "adapter_path", "created_at"]
 
 
 class ChunkInline(admin.TabularInline):
@@ -165,6 +168,7 @@ class FinetuneRunAddForm(forms.ModelForm):
                 dataset=data["dataset"],
                 base_model=data.get("base_model", ""),
                 output_dir=data.get("output_dir", ""),
+                gguf_file=data.get("gguf_file", ""),
             )
         except ConfigError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)

@@ -50,7 +50,10 @@ def _other(side: str) -> str:
 
 
 def export_rows(campaign: Campaign, *, with_usernames: bool = False) -> Iterator[dict[str, Any]]:
-    """The export rows as dicts (raw values: booleans, ints, None), two per rating: left then right."""
+    """The export rows as dicts (raw values: booleans, ints, None), two per rating: left then right.
+
+    Raters are pseudonyms unless `with_usernames`, which the API grants to admins only
+    (evalsite.access.EXPORT_USERNAMES) and `export_scores --with-usernames` to whoever runs commands."""
     annotator_field = "assignment__annotator__username" if with_usernames else "assignment__annotator_id"
     queryset = (
         Rating.objects.filter(assignment__pair__campaign=campaign)

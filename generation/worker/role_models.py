@@ -15,9 +15,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from generation.configs import ConfigError
 from generation.ml.loading import AdapterLoadError, LoadedModel
 from generation.ml.modeling import ModelLoadError, resolve_base
 from generation.models import GenerationJob, ModelLoadAttempt, ModelSpec
+from generation.paths import NOT_ALLOWED, check_model_paths, inside_roots
 
 from .runtime import WorkerRuntime, job_key
 
@@ -71,10 +73,12 @@ def load_base(runtime: WorkerRuntime, job: GenerationJob) -> LoadedModel:
     assert spec is not None, "imported jobs are never run"
     target = _base_label(spec)
     try:
+        # checked again here: a row saved before the roots were set (or edited since) is not trusted
+        check_model_paths(base_model=spec.base_model, gguf_file=spec.gguf_file)
         ref = resolve_base(spec.base_model, spec.gguf_file, model_dir=Path(settings.EVALSITE_MODEL_DIR))
         entry, info = runtime.host.load_base(ref)
     except Exception as exc:
-        error = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, ModelLoadError | ConfigError) else f"{type(exc).__name__}: {exc}"
         record_load(runtime, job, kind="base", target=target, success=False, seconds=None, error=error)
         raise ModelLoadError(error) from exc
     record_load(
@@ -100,6 +104,8 @@ def load_role_models(runtime: WorkerRuntime, job: GenerationJob) -> RoleModels:
         return RoleModels(entry, None, fallback=True)
     started = time.perf_counter()
     try:
+        if not inside_roots(adapter_path):
+            raise AdapterLoadError(f"cannot load adapter: {NOT_ALLOWED}")
         name, info = runtime.host.load_adapter(entry, adapter_path)
     except AdapterLoadError as exc:
         runtime.failed_adapters[(job_key(job), adapter_path)] = str(exc)

@@ -48,7 +48,12 @@ def test_admins_can_use_the_django_admin(client):
     [
         (["frank", "--role", "boss"], "--role: must be one of annotator, researcher, admin (got 'boss')"),
         (["alice", "--role", "annotator"], "user 'alice' already exists"),
-        (["gina", "--role", "annotator", "--password", "short"], "--password: must be at least 8 characters"),
+        (
+            ["gina", "--role", "annotator", "--password", "short"],
+            "--password: This password is too short. It must contain at least 8 characters.",
+        ),
+        # a look-alike spelling of an existing name is that name (NFKC, as Django's forms read it)
+        (["ａｌｉｃｅ", "--role", "annotator", "--password", "plum-kettle"], "user 'alice' already exists"),
     ],
 )
 def test_create_user_errors(annotator, args, message):
@@ -61,6 +66,14 @@ def test_api_token_prints_the_same_token_each_time(annotator):
     first = run("api_token", "alice")[-1]
     assert first == Token.objects.get(user=annotator).key
     assert run("api_token", "alice")[-1] == first
+
+
+def test_api_token_rotate_replaces_the_token(annotator):
+    first = run("api_token", "alice")[-1]
+    second = run("api_token", "alice", "--rotate")[-1]
+    assert second != first and list(Token.objects.filter(user=annotator).values_list("key", flat=True)) == [
+        second
+    ]
 
 
 def test_api_token_for_an_unknown_user(db):

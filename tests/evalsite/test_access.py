@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.views import View
@@ -17,9 +20,11 @@ pytestmark = pytest.mark.django_db
 
 
 def _user(role: str, *, superuser: bool = False) -> User:
-    return User.objects.create_user(
-        username=f"{role}-{superuser}", password="x" * 12, role=role, is_superuser=superuser
-    )
+    user = User.objects.create_user(username=f"{role}-{superuser}", password="x" * 12, role=role)
+    if superuser:  # flags set behind the role's back (a raw UPDATE, a row from before roles ruled)
+        User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+        user.refresh_from_db()
+    return user
 
 
 def test_each_role_passes_exactly_its_rules():
@@ -30,8 +35,8 @@ def test_each_role_passes_exactly_its_rules():
         "annotator": (annotator, (True, False, False)),
         "researcher": (researcher, (False, True, False)),
         "admin": (admin, (False, True, True)),
-        # a Django superuser counts as an admin whatever its role; annotating still follows the role
-        "superuser": (superuser, (True, True, True)),
+        # the role decides: a superuser flag alone opens nothing
+        "superuser": (superuser, (True, False, False)),
     }
     for name, (user, expected) in table.items():
         got = tuple(rule.allows(user) for rule in (access.ANNOTATE, access.READ_REPORTS, access.ADMINISTER))
@@ -81,3 +86,24 @@ def test_another_role_gets_403_with_the_rule_message():
         _report_page(_get("/campaigns/", _user("annotator")))
     assert _report_page(_get("/campaigns/", _user("admin"))).content == b"ok"
     assert _report_page.__name__ == "_report_page" and _report_page.__doc__ == "A report page."
+
+
+def test_is_staff_and_is_superuser_follow_the_role_however_the_row_is_saved():
+    user = _user("annotator")
+    assert (user.is_staff, user.is_superuser) == (False, False)
+    user.role = "admin"
+    user.save(update_fields=["role"])
+    user.refresh_from_db()
+    assert (user.is_staff, user.is_superuser) == (True, True)
+    user.role = "researcher"
+    user.is_superuser = True  # ignored: the role decides
+    user.save()
+    user.refresh_from_db()
+    assert (user.is_staff, user.is_superuser) == (False, False)
+
+
+def test_createsuperuser_makes_an_evalsite_admin():
+    args = ["--no-input", "--username", "root", "--email", "r@example.org"]
+    call_command("createsuperuser", *args, stdout=StringIO())
+    root = User.objects.get(username="root")
+    assert (root.role, root.is_staff, root.is_superuser) == ("admin", True, True)

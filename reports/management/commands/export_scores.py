@@ -18,7 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
         parser.add_argument("--output", help="file to write (default: standard output)")
         parser.add_argument(
-            "--with-usernames", action="store_true", help="name raters by username instead of their pseudonym"
+            "--with-usernames",
+            action="store_true",
+            help="name raters by username instead of their pseudonym (on the web: admins only)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
