@@ -43,3 +43,21 @@ test-fast: install
 # Fault-injection and security suites on PostgreSQL; prints one line of figures per scenario.
 reliability: install
 	PG_URL=$(PG_URL) bash scripts/reliability.sh
+
+# Production on this machine (README "Production"): migrations and static files, then gunicorn and one
+# Celery worker per GPU (one CPU worker without a GPU) under honcho, from the Procfile; Ctrl-C, or SIGTERM
+# to make, stops every process it started. SERVE picks the Procfile roles (`make serve SERVE=web` on a
+# web node, `SERVE=worker` on a GPU machine: no release steps there); WORKERS the number of workers
+# (default: the GPUs nvidia-smi lists, else 1). With LOG_FORMAT=json lines carry no honcho prefix.
+SERVE ?= web worker
+WORKERS ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); echo $$(( n > 0 ? n : 1 )))
+
+.PHONY: serve
+serve: export PATH := $(abspath $(BIN)):$(PATH)
+serve: install
+ifneq (,$(filter web,$(SERVE)))
+	python manage.py migrate --no-input
+	python manage.py collectstatic --no-input --verbosity 0
+endif
+	exec honcho start --no-colour $(if $(filter json,$(LOG_FORMAT)),--no-prefix) \
+		--concurrency worker=$(WORKERS) $(SERVE)

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from evalsite.access import can_read_reports
 from evalsite.celery import app
+from generation.workers import live_workers, worker_liveness_seconds
 
 
 @login_required
@@ -17,9 +18,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("annotate-home")
 
 
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the broker answer; 503 naming the one that does not."""
+def _dependency_problems() -> dict[str, str]:
+    """The web node's own dependencies that do not answer, by name: `database`, `broker`."""
     problems = {}
     try:
         with connection.cursor() as cursor:
@@ -31,6 +31,32 @@ def healthz(request: HttpRequest) -> JsonResponse:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         problems["broker"] = type(exc).__name__
+    return problems
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """`GET /healthz`: is this web node able to serve? 200 when the database and the broker answer;
+    503 naming the one that does not. For a load balancer in front of the web nodes: annotators and
+    researchers are served whether or not a generation worker runs, so no worker is not a reason to take
+    a web node out.
+
+    `GET /healthz?workers=1`: is the whole set working? The same, and also 503 while no generation
+    worker is live (none has written its heartbeat within WORKER_LIVENESS_SECONDS; see
+    generation/workers.py), with the count of live workers. For monitoring and alerts. Reads only."""
+    want_workers = request.GET.get("workers", "0")
+    if want_workers not in {"0", "1"}:
+        return JsonResponse({"detail": "workers must be 1 (also check the workers) or 0"}, status=400)
+    problems = _dependency_problems()
+    body: dict[str, object] = {}
+    if want_workers == "1":
+        body.update(database="unavailable" if "database" in problems else "ok")
+        body.update(broker="unavailable" if "broker" in problems else "ok")
+        limit = worker_liveness_seconds()
+        live = None if "database" in problems else live_workers().count()
+        body["workers"] = {"live": live, "liveness_seconds": limit}
+        if live == 0:
+            problems["workers"] = f"no live worker: none has written its heartbeat in the last {limit:g} s"
     if problems:
-        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
-    return JsonResponse({"status": "ok"})
+        return JsonResponse({"status": "unavailable", **body, "problems": problems}, status=503)
+    return JsonResponse({"status": "ok", **body})

@@ -59,7 +59,8 @@ class JobListAPI(APIView):
 
 
 class JobDetailAPI(APIView):
-    """`GET /api/jobs/{id}/`: status, done, total, error, tokens_per_s (and more)."""
+    """`GET /api/jobs/{id}/`: status, done, total, error, tokens_per_s (and more); `waiting_for_worker`
+    is true while the job is queued or running and no worker is live (`workers_live` is 0)."""
 
     permission_classes = [IsEvalsiteAdmin]
 

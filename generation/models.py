@@ -244,3 +244,44 @@ class FinetuneRun(FailsOnce, models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker as it last reported itself. Workers write this row when they start, every few
+    seconds while they run, and once more (`stopped_at`) on a warm shutdown; a worker whose
+    `seen_at` is older than the liveness limit is gone (killed, out of power, unreachable)."""
+
+    name = models.CharField(max_length=200, unique=True)  # the Celery node name, e.g. celery@gpu1
+    hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServingMeasurement(models.Model):
+    """What one request waits for when it is answered alone (batch of 1), for a sample of a job's
+    prompts in each role: time to the first token and to the full answer. The batch-share figure
+    (`Answer.latency_ms`) is what the job cost; this is what a user of the model would wait."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="serving")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    first_token_ms = models.FloatField()
+    total_ms = models.FloatField()
+    output_tokens = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "prompt", "role"], name="serving_unique_per_job_prompt_role")
+        ]

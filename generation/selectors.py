@@ -1,7 +1,7 @@
 """Reads for pages and the API: a job's progress and a fine-tuning run's live figures.
 
 Nothing here writes: a run whose worker went silent is failed by the worker side's reaper, not by a
-page that reads it."""
+page that reads it. Whether any worker is live comes from generation/workers.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from .models import ACTIVE_STATUSES, Answer, FinetuneRun, GenerationJob
+from .workers import WorkerCensus
 
 
 @dataclass
@@ -25,11 +26,14 @@ class Progress:
     eta_s: float | None
     fallback: int
     error: str
+    # queued or running while no worker is live: nothing answers it until one starts
+    waiting_for_worker: bool = False
 
 
-def job_progress(job: GenerationJob) -> Progress:
+def job_progress(job: GenerationJob, census: WorkerCensus | None = None) -> Progress:
     """Answers made so far, output tokens per second of wall time since the job started, and an ETA
-    from the answer rate so far (None until there is something to go on)."""
+    from the answer rate so far (None until there is something to go on). With the workers' `census`
+    (read once per page or API answer), whether the job waits for a worker."""
     stats = Answer.objects.filter(job=job).aggregate(tokens=Sum("output_tokens"))
     done = Answer.objects.filter(job=job).count()
     fallback = Answer.objects.filter(job=job, fallback=True).count()
@@ -52,9 +56,8 @@ def job_progress(job: GenerationJob) -> Progress:
         eta_s=eta,
         fallback=fallback,
         error=job.error,
+        waiting_for_worker=census is not None and census.waiting_for_worker(job.status),
     )
-
-
 
 
 def finetune_run_progress(run: FinetuneRun) -> dict[str, Any]:

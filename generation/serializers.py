@@ -13,6 +13,7 @@ from .jobs import job_submit
 from .models import FinetuneRun, GenerationJob
 from .runs import finetune_run_submit
 from .selectors import Progress, finetune_run_progress, job_progress
+from .workers import WorkerCensus, worker_census
 
 LIMITS = GenerationSettings.LIMITS
 
@@ -94,6 +95,12 @@ class JobOutput(serializers.ModelSerializer):
     tokens_per_s = serializers.SerializerMethodField()
     eta_s = serializers.SerializerMethodField()
     fallback = serializers.SerializerMethodField()
+    workers_live = serializers.SerializerMethodField(
+        help_text="generation workers live now (heartbeat within WORKER_LIVENESS_SECONDS)"
+    )
+    waiting_for_worker = serializers.SerializerMethodField(
+        help_text="true while the job is queued or running and no worker is live"
+    )
 
     class Meta:
         model = GenerationJob
@@ -110,6 +117,8 @@ class JobOutput(serializers.ModelSerializer):
             "tokens_per_s",
             "eta_s",
             "fallback",
+            "workers_live",
+            "waiting_for_worker",
             "base_model",
             "gguf_file",
             "adapter_path",
@@ -121,10 +130,16 @@ class JobOutput(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _census(self) -> WorkerCensus:
+        """The workers, read once per answer (a list of jobs shares it)."""
+        if "_census" not in self.context:
+            self.context["_census"] = worker_census()
+        return self.context["_census"]
+
     def _progress(self, job: GenerationJob) -> Progress:
         cache = self.context.setdefault("_progress", {})
         if job.pk not in cache:
-            cache[job.pk] = job_progress(job)
+            cache[job.pk] = job_progress(job, self._census())
         return cache[job.pk]
 
     def get_base_model(self, job: GenerationJob) -> str:
@@ -147,6 +162,12 @@ class JobOutput(serializers.ModelSerializer):
 
     def get_fallback(self, job: GenerationJob) -> int:
         return self._progress(job).fallback
+
+    def get_workers_live(self, job: GenerationJob) -> int:
+        return self._census().live_count
+
+    def get_waiting_for_worker(self, job: GenerationJob) -> bool:
+        return self._progress(job).waiting_for_worker
 
 
 # ---------------------------------------------------------------------------------------------

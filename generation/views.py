@@ -16,6 +16,7 @@ from .jobs import job_cancel, jobs_for_display
 from .models import ACTIVE_STATUSES, Dataset, GenerationJob, JobStatus
 from .selectors import job_progress
 from .serializers import JobCreateInput
+from .workers import worker_census
 
 FORM_FIELDS = ("dataset", "base_model", "gguf_file", "adapter_path", "max_new_tokens")
 
@@ -42,12 +43,15 @@ def job_list_page(request: HttpRequest) -> HttpResponse:
                 return redirect("job-detail", pk=job.pk)
         else:
             form_errors = {key: " ".join(str(e) for e in errs) for key, errs in serializer.errors.items()}
-    rows = [(job, job_progress(job)) for job in jobs_for_display()[:50]]
+    census = worker_census()
+    rows = [(job, job_progress(job, census)) for job in jobs_for_display()[:50]]
     return render(
         request,
         "generation/job_list.html",
         {
             "rows": rows,
+            "census": census,
+            "waiting": any(progress.waiting_for_worker for _, progress in rows),
             "datasets": Dataset.objects.order_by("name"),
             "values": values,
             "form_errors": form_errors,
@@ -59,12 +63,14 @@ def job_list_page(request: HttpRequest) -> HttpResponse:
 @role_required(ADMINISTER)
 def job_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_for_display(), pk=pk)
+    census = worker_census()
     return render(
         request,
         "generation/job_detail.html",
         {
             "job": job,
-            "progress": job_progress(job),
+            "census": census,
+            "progress": job_progress(job, census),
             "active": job.status in ACTIVE_STATUSES,
             "chunks": job.chunks.all(),
             "load_attempts": job.load_attempts.order_by("id"),

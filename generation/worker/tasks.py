@@ -2,14 +2,16 @@
 
     .venv/bin/celery -A evalsite worker --pool solo --concurrency 1 -l info
 
-(or `python manage.py worker`). Celery finds this module by autodiscovery (generation.worker is an
-installed app) when a worker starts; the web side sends tasks by name ("generation.run_chunk",
-"generation.run_finetune", see generation/publishing.py) and never imports it. The broker is
-settings.CELERY_BROKER_URL: by default kombu's filesystem transport under $EVALSITE_VAR_DIR/broker (no
-server; the worker and the web process must share that folder), or `CELERY_BROKER_URL=redis://host:
-6379/0` in production. The worker needs the same DATABASE_URL as the site. The solo pool runs tasks
-in the worker's main process, so a model loaded by the first chunk stays loaded for the next ones
-and CUDA is never initialised before a fork.
+(or `python manage.py worker`; `make serve` starts one per GPU from the Procfile, named worker.N@host,
+with CUDA_VISIBLE_DEVICES=N-1). Each worker writes a heartbeat row while it runs (signal handlers at
+the end of this module), which is how the site knows a worker is listening. Celery finds this module
+by autodiscovery (generation.worker is an installed app) when a worker starts; the web side sends
+tasks by name ("generation.run_chunk", "generation.run_finetune", see generation/publishing.py) and
+never imports it. The broker is settings.CELERY_BROKER_URL: by default kombu's filesystem transport
+under $EVALSITE_VAR_DIR/broker (no server; the worker and the web process must share that folder), or
+`CELERY_BROKER_URL=redis://host:6379/0` in production. The worker needs the same DATABASE_URL as the
+site. The solo pool runs tasks in the worker's main process, so a model loaded by the first chunk
+stays loaded for the next ones and CUDA is never initialised before a fork.
 
 Worker environment: EVALSITE_DEVICE (cuda, cuda:1, cpu; default cuda when available), EVALSITE_DTYPE
 (default bfloat16 on cuda, float32 on cpu), EVALSITE_TORCH_THREADS (CPU threads), HF_HUB_OFFLINE
@@ -44,10 +46,14 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import worker_ready
+from celery.signals import after_setup_logger, worker_ready, worker_shutdown
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from evalsite.logformat import JsonFormatter
+
 from .chunks import chunk_run
+from .heartbeat import heartbeat_start, heartbeat_stop
 from .reaping import StaleRunReaper, fail_runs_left_by_this_worker
 from .training import finetune_run_start
 
@@ -94,3 +100,28 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 
 worker_ready.connect(on_worker_ready, weak=False)
+
+
+def start_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    """celery `worker_ready`: write this worker's heartbeat now and every few seconds from a thread
+    (generation/worker/heartbeat.py), so /healthz and the job pages know a worker is listening."""
+    heartbeat_start(getattr(sender, "hostname", "") or "celery@unknown")
+
+
+def stop_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    """celery `worker_shutdown` (a warm shutdown, after the last task): record the stop, so the worker
+    counts as gone at once instead of after the liveness limit."""
+    heartbeat_stop()
+
+
+def use_log_format(logger: logging.Logger | None = None, **kwargs: Any) -> None:
+    """celery `after_setup_logger`: Celery replaces the root logger's handlers with its own text format;
+    with LOG_FORMAT=json the worker writes one JSON object per line, like the web processes."""
+    if logger is not None and getattr(settings, "LOG_FORMAT", "text") == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+worker_ready.connect(start_heartbeat, weak=False)
+worker_shutdown.connect(stop_heartbeat, weak=False)
+after_setup_logger.connect(use_log_format, weak=False)

@@ -2,6 +2,8 @@
 (function () {
   "use strict";
   var FINISHED = ["succeeded", "failed", "cancelled", "partially_failed"];
+  // the same words as templates/generation/_progress.html
+  var NO_WORKER = "No live worker: nothing answers this job until a worker starts.";
 
   function clock(seconds) {
     if (seconds === null || seconds === undefined) { return "--:--"; }
@@ -24,6 +26,7 @@
     setText(box, "tokens_per_s", job.tokens_per_s === null ? "-" : job.tokens_per_s.toFixed(1));
     setText(box, "eta", clock(job.eta_s));
     setText(box, "error", job.error || "");
+    setText(box, "worker", job.waiting_for_worker ? NO_WORKER : "");
     box.dataset.status = job.status;
   }
 

@@ -21,6 +21,7 @@ from generation.runs import finetune_run_create, finetune_run_queue, finetune_ru
 from generation.worker import training
 from generation.worker.reaping import fail_runs_left_by_this_worker
 from generation.worker.tasks import on_worker_ready, run_finetune
+from tests.support.threads import settled
 
 pytestmark = pytest.mark.django_db
 
@@ -430,7 +431,7 @@ def test_the_worker_reaps_stale_runs_periodically_on_a_thread_of_its_own(tmp_pat
     reaper.start()
     try:
         deadline = time.monotonic() + 20
-        while FinetuneRun.objects.get(pk=dead.pk).status == JobStatus.RUNNING:
+        while settled(lambda: FinetuneRun.objects.get(pk=dead.pk).status) == JobStatus.RUNNING:
             assert time.monotonic() < deadline, "the reaper never failed the stale run"
             time.sleep(0.05)
     finally:

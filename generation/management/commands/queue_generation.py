@@ -19,6 +19,7 @@ from generation.configs import ConfigError, GenerationSettings
 from generation.jobs import chunk_prompts, job_submit
 from generation.models import FINISHED_STATUSES, GenerationJob, JobStatus
 from generation.selectors import Progress, job_progress
+from generation.workers import worker_census
 
 # the option that names a setting, where it is not the setting's name with dashes
 FLAGS = {"base_model": "base", "adapter_path": "adapter"}
@@ -39,6 +40,7 @@ def progress_line(progress: Progress, width: int = 30) -> str:
     return (
         f"[{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} answers  {rate}  "
         f"ETA {_clock(progress.eta_s)}  {progress.status}"
+        + ("  (no live worker)" if progress.waiting_for_worker else "")
     )
 
 
@@ -103,7 +105,7 @@ class Command(BaseCommand):
         last_print = 0.0
         while True:
             job.refresh_from_db()
-            line = progress_line(job_progress(job))
+            line = progress_line(job_progress(job, census=worker_census()))
             finished = job.status in FINISHED_STATUSES
             if interactive:
                 self.stderr.write(f"\r{line}", ending="\n" if finished else "")
