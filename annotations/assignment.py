@@ -11,17 +11,33 @@ pair's slots under a lock, so concurrent annotators can never push a pair past i
 
 An annotation slot is held by an assignment while it is rated, or open and its lock has not expired;
 `ASSIGNMENT_LOCK_SECONDS` is how long an open assignment holds it.
+
+Serving order: every annotator has an order of the campaign's pairs of their own (`serving_order`),
+random and stratified by task, so tasks interleave from the first pair and a campaign rated only in
+part covers every task in proportion. It is drawn from a generator seeded with an HMAC of
+`SECRET_KEY`, the campaign and the annotator: the same after a restart, on every web process, with
+no table of its own, and not guessable without the key. Among the pairs an annotator can take, the
+ones with the fewest ratings still come first (so coverage spreads over prompts); this order decides
+among equals.
+
+Sides: each new assignment's side is a fair coin from the OS's CSPRNG (`secrets`), independent of
+every other draw, so no sequence of sides, an annotator's own or the campaign's, says anything about
+the next one. Balance is left to chance (about ±√n); the report measures position bias instead.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
+import random
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -70,13 +86,42 @@ def _count_subquery(filter_q: Q) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def _available_pairs(*, campaign: Campaign, annotator: User, now: datetime) -> QuerySet[Pair]:
-    """Pairs this annotator has not rated and that still have a free slot, fewest ratings first.
+def serving_order(*, campaign: Campaign, annotator_id: int) -> list[int]:
+    """The campaign's pair ids in the order this annotator is offered them: random within each task,
+    tasks interleaved in proportion from the start (systematic stratification: the r-th of a task's
+    n pairs sits at (r + u) / n on a common line, u a random offset per task, so any first m pairs hold
+    each task's share of m within 1 + (tasks × its share of the pairs): within 2 for tasks of equal
+    size). Deterministic per (campaign, annotator) given the key; pairs never change after a campaign
+    is opened, so neither does the order."""
+    return _stratified_order(campaign.pk, annotator_id)
 
-    Written without GROUP BY (counts are correlated subqueries) so PostgreSQL accepts FOR UPDATE on it.
-    """
+
+def _stratified_order(campaign_id: int, annotator_id: int) -> list[int]:
+    pairs = Pair.objects.filter(campaign_id=campaign_id).order_by("id").values_list("id", "prompt__task")
+    by_task: dict[str, list[int]] = {}
+    for pair_id, task in pairs:
+        by_task.setdefault(task, []).append(pair_id)
+    message = f"evalsite:serving-order:{campaign_id}:{annotator_id}".encode()
+    seed = hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()
+    rng = random.Random(int.from_bytes(seed, "big"))  # a shuffle, not a secret: the key is the secret
+    placed: list[tuple[float, float, int]] = []
+    for task in sorted(by_task):
+        ids = by_task[task]
+        rng.shuffle(ids)
+        offset = rng.random()
+        placed.extend(((rank + offset) / len(ids), rng.random(), pair_id) for rank, pair_id in enumerate(ids))
+    placed.sort()
+    return [pair_id for _, _, pair_id in placed]
+
+
+def _candidate_pairs(*, campaign: Campaign, annotator: User, now: datetime) -> list[int]:
+    """Ids of the pairs this annotator has not rated and that still have a free slot, best first: pairs
+    they skipped last, then fewest ratings, fewest slots taken, and their own serving order.
+
+    Read without locks (the caller locks and re-counts the pair it takes): one query for the counts
+    (correlated subqueries); the order is kept per process (`_serving_ranks`)."""
     mine = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
-    return (
+    rows = (
         Pair.objects.filter(campaign=campaign)
         .exclude(Exists(mine.filter(completed_at__isnull=False)))
         .annotate(
@@ -85,8 +130,26 @@ def _available_pairs(*, campaign: Campaign, annotator: User, now: datetime) -> Q
             skipped_by_me=Exists(mine.filter(skipped_at__isnull=False)),
         )
         .filter(taken__lt=campaign.overlap)
-        .order_by("skipped_by_me", "rated", "taken", "id")
+        .order_by()
+        .values_list("id", "skipped_by_me", "rated", "taken")
     )
+    rank = _serving_ranks(campaign, annotator.pk)
+    ordered = sorted(rows, key=lambda r: (r[1], r[2], r[3], rank.get(r[0], len(rank))))
+    return [row[0] for row in ordered]
+
+
+def _serving_ranks(campaign: Campaign, annotator_id: int) -> dict[int, int]:
+    """{pair id: place in the annotator's serving order}, kept per process: the order never changes
+    (pairs are fixed when a campaign opens), and computing it is most of a `next` call's Python time on
+    a campaign of thousands of pairs. Keyed by the campaign's creation time too (ids come back after a
+    database reset) and by a digest of the key the order is drawn with."""
+    secret = hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()
+    return _cached_ranks(campaign.pk, campaign.created_at.isoformat(), annotator_id, secret)
+
+
+@functools.lru_cache(maxsize=64)  # about 1 MB per 10,000-pair order
+def _cached_ranks(campaign_id: int, opened: str, annotator_id: int, secret: str) -> dict[int, int]:
+    return {pair_id: i for i, pair_id in enumerate(_stratified_order(campaign_id, annotator_id))}
 
 
 def _open_assignment(*, campaign: Campaign, annotator: User, now: datetime) -> Assignment | None:
@@ -103,21 +166,10 @@ def _open_assignment(*, campaign: Campaign, annotator: User, now: datetime) -> A
     )
 
 
-def _draw_finetuned_side(*, campaign: Campaign) -> str:
-    """Random, but the campaign's left/right counts never drift apart by more than one: the side that is
-    behind gets the next assignment; on a tie a fair coin (from the OS's CSPRNG) decides."""
-    counts = dict(
-        Assignment.objects.filter(pair__campaign=campaign)
-        .values_list("finetuned_side")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    left, right = counts.get(Side.LEFT, 0), counts.get(Side.RIGHT, 0)
-    if left < right:
-        return Side.LEFT
-    if right < left:
-        return Side.RIGHT
-    return secrets.choice([Side.LEFT, Side.RIGHT])
+def _draw_finetuned_side() -> str:
+    """A fair coin from the OS's CSPRNG, independent of every earlier draw (no balancing: a rule that
+    gives the next draw to the side behind makes every second draw predictable)."""
+    return Side.LEFT if secrets.randbits(1) else Side.RIGHT
 
 
 def _take_pair(*, pair: Pair, campaign: Campaign, annotator: User) -> Assignment | None:
@@ -134,7 +186,7 @@ def _take_pair(*, pair: Pair, campaign: Campaign, annotator: User) -> Assignment
         return Assignment.objects.create(
             pair=pair,
             annotator=annotator,
-            finetuned_side=_draw_finetuned_side(campaign=campaign),
+            finetuned_side=_draw_finetuned_side(),
             locked_until=locked_until,
         )
     # Their own expired or skipped go at this pair: reuse the row (one per pair and annotator), keeping
@@ -150,8 +202,9 @@ def assignment_next(*, campaign: Campaign, annotator: User) -> Assignment | None
 
     The same open assignment comes back (with its lock renewed) until it is rated, skipped or its lock
     expires. Otherwise the pair with the fewest ratings that this annotator has not rated and that has a
-    free slot is taken; pairs the annotator skipped come last. Takes row locks: the annotator's row (so
-    one person's parallel requests queue) and the chosen pair's row (re-counted under the lock).
+    free slot is taken, ties going by their serving order; pairs the annotator skipped come last. Takes
+    row locks: the annotator's row (so one person's parallel requests queue) and the chosen pair's row
+    (re-counted under the lock; a pair locked by someone else is passed over, SKIP LOCKED).
     """
     if campaign.status != Campaign.Status.OPEN:
         raise CampaignClosed()
@@ -164,20 +217,18 @@ def assignment_next(*, campaign: Campaign, annotator: User) -> Assignment | None
             current.save(update_fields=["locked_until"])
             return current
 
-        tried: list[int] = []
-        for _ in range(MAX_PAIR_ATTEMPTS):
-            pair = (
-                _available_pairs(campaign=campaign, annotator=annotator, now=now)
-                .exclude(id__in=tried)
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
+        lost = 0
+        for pair_id in _candidate_pairs(campaign=campaign, annotator=annotator, now=now):
+            # another annotator taking this pair right now holds its lock: go on to the next one
+            pair = Pair.objects.select_for_update(skip_locked=True, of=("self",)).filter(pk=pair_id).first()
             if pair is None:
-                return None
+                continue
             assignment = _take_pair(pair=pair, campaign=campaign, annotator=annotator)
             if assignment is not None:
                 return assignment
-            tried.append(pair.pk)
+            lost += 1
+            if lost >= MAX_PAIR_ATTEMPTS:
+                break
         return None
 
 

@@ -3,8 +3,9 @@
     .venv/bin/python bench/report.py [--prompts 10000] [--raters 10]
 
 Prints one JSON object on its last line: ratings, prompts, seconds (the first full report: queries
-+ statistics, including the 10,000-resample bootstrap), warm_seconds (a second report),
-bootstrap_seconds (the bootstrap alone on 10,000 prompts) and the machine. Never asserts a time.
++ statistics, including the 10,000-pattern sign-flip test), warm_seconds (a second report),
+relevance_seconds (the headline block alone on 10,000 prompts: intervals, sign-flip test, Wilcoxon)
+and the machine. Never asserts a time.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> None:
 
     from annotations.models import Campaign
     from reports.building import campaign_report
-    from reports.statistics.relevance import bootstrap_improvement_ci
+    from reports.statistics.relevance import relevance
 
     campaign = Campaign.objects.select_related("job", "job__finetune_run").get(pk=campaign_id)
     started = time.perf_counter()
@@ -48,10 +49,11 @@ def main() -> None:
     warm_seconds = time.perf_counter() - started
 
     rng = np.random.default_rng(0)
-    pt = rng.uniform(1, 5, args.prompts)
+    pt = rng.integers(1, 6, args.prompts)
+    ft = np.clip(pt + rng.integers(-1, 3, args.prompts), 1, 5)
     started = time.perf_counter()
-    bootstrap_improvement_ci(pt, pt + 0.3)
-    bootstrap_seconds = time.perf_counter() - started
+    relevance(np.arange(args.prompts), pt, ft, args.prompts)
+    relevance_seconds = time.perf_counter() - started
 
     print(
         json.dumps(
@@ -60,7 +62,9 @@ def main() -> None:
                 "prompts": report["n_prompts"],
                 "seconds": round(seconds, 3),
                 "warm_seconds": round(warm_seconds, 3),
-                "bootstrap_seconds": round(bootstrap_seconds, 3),
+                "relevance_seconds": round(relevance_seconds, 3),
+                "difference": report["relevance"]["difference"],
+                "difference_ci95": report["relevance"]["difference_ci95"],
                 "improvement": report["relevance"]["improvement"],
                 "ci95": report["relevance"]["ci95"],
                 "machine": machine(),

@@ -15,14 +15,16 @@ from reports.statistics.bias import side_preference
 GOLD_REASON = "no gold pairs in this campaign"
 NO_GOLD_RATED_REASON = "this annotator rated none of the campaign's gold pairs"
 PER_ANNOTATOR_METHOD = (
-    "agreement_with_others: the rater's score on each (pair, role) unit against the mean score of the "
-    "other raters on that unit, over units someone else also rated (n_units); mean_abs_diff, Pearson r "
-    "and Spearman rho (scipy); side_preference: share of the rater's left/right preferences that chose "
-    "the left answer (ties and both-bad left out), p = two-sided exact binomial test against 0.5; "
-    "gold_accuracy: share of the rater's ratings of gold pairs whose preference, translated from "
-    "left/right to roles by the assignment's stored side, equals the pair's gold preference (finetuned, "
-    "pretrained, tie, both_bad); gold_n = those ratings; null with a reason when the campaign has no "
-    "gold pairs or the rater rated none"
+    "mean_difference: the rater's mean of fine-tuned − pre-trained score over their ratings (the "
+    "report's intervals generalise over prompts as these raters score them, so a rater far from the "
+    "others is worth a look); agreement_with_others: the rater's score on each (pair, role) unit "
+    "against the mean score of the other raters on that unit, over units someone else also rated "
+    "(n_units); mean_abs_diff, Pearson r and Spearman rho (scipy); side_preference: share of the "
+    "rater's left/right preferences that chose the left answer (ties and both-bad left out), p = "
+    "two-sided exact binomial test against 0.5; gold_accuracy: share of the rater's ratings of gold "
+    "pairs whose preference, translated from left/right to roles by the assignment's stored side, "
+    "equals the pair's gold preference (finetuned, pretrained, tie, both_bad); gold_n = those ratings; "
+    "null with a reason when the campaign has no gold pairs or the rater rated none"
 )
 
 
@@ -89,6 +91,9 @@ def per_annotator(ratings: CampaignRatings, gold: np.ndarray | None = None) -> l
                 "annotator": user.pseudonym,
                 "ratings": int(mask.sum()),
                 "mean_score": float(scores.mean()),
+                "mean_difference": float(
+                    (ratings.finetuned_scores[mask] - ratings.pretrained_scores[mask]).mean()
+                ),
                 "median_duration_ms": float(np.median(durations)) if len(durations) else None,
                 "agreement_with_others": agreement[code],
                 "side_preference": side_preference(preferences[mask].tolist()),

@@ -27,14 +27,17 @@ from reports.campaign_rows import (
     read_ratings,
 )
 from reports.generation_figures import reliability, training
-from reports.statistics.accuracy import automated_accuracy, human_accuracy
+from reports.serving_figures import serving_figures
+from reports.statistics.accuracy import adjust_across_tasks, automated_accuracy, human_accuracy
 from reports.statistics.agreement import agreement
-from reports.statistics.bias import length_bias, position_bias
+from reports.statistics.bias import adjust_bias_family, length_bias, position_bias
+from reports.statistics.campaign_coverage import campaign_coverage
 from reports.statistics.claims import ratings_each, report_claims
-from reports.statistics.common import ROLES
+from reports.statistics.common import ROLES, SCORE_SCALE
 from reports.statistics.identity import identity_leaks
 from reports.statistics.latency import cost, latency, latency_histogram
-from reports.statistics.relevance import relevance, score_distribution, win_rate
+from reports.statistics.relevance import difference_by_task, relevance, score_distribution, win_rate
+from reports.style_figures import style_figures
 
 # the SPEC's keys, first and in this order; the extra figures follow them
 REPORT_KEYS = (
@@ -52,9 +55,13 @@ REPORT_KEYS = (
     "training",
 )
 ACCURACY_METHOD = (
-    "an answer counts when most of its raters who gave a verdict agree (splits and empty verdicts "
-    "are left out); ci95 = Wilson interval; mcnemar_p = exact McNemar test (binomial on discordant "
-    "prompts) over prompts where both answers have a majority verdict"
+    "an answer's verdict is the strict majority of the raters asked: correct when more than half of "
+    "its ratings say correct, incorrect when more than half say incorrect, none otherwise (\"not sure\" "
+    "counts for neither side; ties give none); accuracy = share of verdicts that say correct, ci95 = "
+    "Wilson interval; paired = both roles over the prompts with a verdict for both answers, the prompts "
+    "mcnemar_p = exact McNemar test (binomial on the discordant prompts) compares; "
+    "finetuned_share_of_discordant with its Clopper-Pearson interval names the model the discordance "
+    "favours; fewer than 30 prompts are flagged as a small sample"
 )
 NO_RATINGS_REASON = "no ratings yet: every human-judged figure is empty"
 
@@ -66,9 +73,10 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
     answers = read_answers_by_role(campaign)
     report = _spec_figures(campaign, pairs, ratings, answers)
     report.update(_extra_figures(campaign, pairs, ratings, answers))
+    adjust_bias_family(report["position_bias"], report["length_bias"])
     if ratings.n == 0:
         report["reason"] = NO_RATINGS_REASON
-    report["claims"] = report_claims(report, report["ratings_per_prompt"])
+    report["claims"] = report_claims(report)
     return report
 
 
@@ -81,14 +89,15 @@ def _spec_figures(
     """The SPEC's blocks, in REPORT_KEYS order."""
     all_latency = np.concatenate([answers[r]["latency_ms"] for r in ROLES])
     price = float(settings.GPU_HOUR_PRICE_USD)
+    serving, per_1000_requests = serving_figures(campaign, all_latency, price)
     return {
         "campaign": campaign.pk,
         "n_prompts": pairs.n,
         "n_ratings": ratings.n,
-        "relevance": relevance(
-            ratings.pair_codes, ratings.pretrained_scores, ratings.finetuned_scores, pairs.n
+        "relevance": _relevance(ratings, pairs),
+        "win_rate": win_rate(
+            ratings.pretrained_scores, ratings.finetuned_scores, ratings.pair_codes, pairs.n
         ),
-        "win_rate": win_rate(ratings.pretrained_scores, ratings.finetuned_scores),
         "accuracy": _accuracy(campaign, ratings, pairs),
         "agreement": agreement(
             ratings.pair_codes,
@@ -98,12 +107,15 @@ def _spec_figures(
             ratings.finetuned_verdicts,
             pairs.n,
         ),
-        "position_bias": position_bias(ratings.score_left, ratings.score_right),
+        "position_bias": position_bias(
+            ratings.score_left, ratings.score_right, ratings.pair_codes, pairs.n
+        ),
         "reliability": reliability(campaign, answers),
         "latency": {
-            role: latency(answers[role]["latency_ms"], answers[role]["output_tokens"]) for role in ROLES
+            **{role: latency(answers[role]["latency_ms"], answers[role]["output_tokens"]) for role in ROLES},
+            "serving": serving,
         },
-        "cost": cost(all_latency, price),
+        "cost": {**cost(all_latency, price), "per_1000_requests": per_1000_requests},
         "training": training(campaign),
     }
 
@@ -125,6 +137,12 @@ def _extra_figures(
         "status": campaign.status,
         "overlap": campaign.overlap,
         "n_prompts_rated": int((ratings_per_pair > 0).sum()),
+        "coverage": campaign_coverage(
+            pairs.tasks.tolist(),
+            ratings_per_pair,
+            {task: campaign.question_for(task) for task in set(pairs.tasks.tolist())},
+        ),
+        "score_scale": SCORE_SCALE,
         "n_annotators": len(np.unique(ratings.annotator_ids)),
         "ratings_per_prompt": ratings_each(ratings_per_pair),
         "score_distribution": {
@@ -136,6 +154,7 @@ def _extra_figures(
         "per_annotator_method": PER_ANNOTATOR_METHOD,
         "length_bias": _length_bias(ratings, *answer_chars(answer_rows, pairs.ids)),
         "identity_leaks": _identity_leaks(answer_rows),
+        "style_identifiability": style_figures(answer_rows),
         "latency_distribution": latency_histogram({role: answers[role]["latency_ms"] for role in ROLES}),
     }
 
@@ -159,7 +178,16 @@ def _accuracy(campaign: Campaign, ratings: CampaignRatings, pairs: CampaignPairs
         block["automated"] = automated_accuracy(task, labelled.get(task, []))
         block["method"] = ACCURACY_METHOD
         out[task] = block
+    adjust_across_tasks(out)
     return out
+
+
+def _relevance(ratings: CampaignRatings, pairs: CampaignPairs) -> dict[str, Any]:
+    """The headline block, plus the same difference per task (descriptive, no claims)."""
+    codes, pt, ft = ratings.pair_codes, ratings.pretrained_scores, ratings.finetuned_scores
+    block = relevance(codes, pt, ft, pairs.n)
+    block["by_task"] = difference_by_task(codes, pt, ft, pairs.tasks)
+    return block
 
 
 def _length_bias(ratings: CampaignRatings, pt_chars: np.ndarray, ft_chars: np.ndarray) -> dict[str, Any]:
@@ -169,6 +197,8 @@ def _length_bias(ratings: CampaignRatings, pt_chars: np.ndarray, ft_chars: np.nd
         ratings.finetuned_scores,
         pt_chars[codes] if ratings.n else np.zeros(0, np.int64),
         ft_chars[codes] if ratings.n else np.zeros(0, np.int64),
+        codes,
+        len(pt_chars),
     )
 
 

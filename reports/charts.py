@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 # ------------------------------------------------------------------------------------------------
-# The report page: bars (score distribution, accuracy, latency), lines (loss, length), improvement
+# The report page: bars (score distribution, accuracy, latency), lines (loss, length), difference
 # ------------------------------------------------------------------------------------------------
 
 CHART_W = 560
@@ -118,13 +118,17 @@ def accuracy_chart(report: dict[str, Any]) -> dict[str, Any]:
     return {**frame, "empty": not any(b for b in bars)}
 
 
-def improvement_chart(report: dict[str, Any]) -> dict[str, Any] | None:
+def difference_chart(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The headline score difference (points) with its 95% CI whiskers, against a zero line; no
+    whiskers when the report shows no interval (a zero-width interval is never drawn as one)."""
     rel = report["relevance"]
-    if rel["improvement"] is None:
+    if rel["difference"] is None:
         return None
-    imp = rel["improvement"] * 100
-    lo, hi = (rel["ci95"][0] * 100, rel["ci95"][1] * 100) if rel["ci95"] else (imp, imp)
-    span_lo, span_hi = min(0.0, lo) - 10, max(0.0, hi) + 10
+    value = rel["difference"]
+    ci = rel["difference_ci95"]
+    lo, hi = (ci[0], ci[1]) if ci else (value, value)
+    pad = max(0.25, (max(0.0, hi) - min(0.0, lo)) * 0.15)
+    span_lo, span_hi = min(0.0, lo) - pad, max(0.0, hi) + pad
     w, h = CHART_W, 80
     left, right = PAD_L, CHART_W - PAD_R
 
@@ -135,14 +139,14 @@ def improvement_chart(report: dict[str, Any]) -> dict[str, Any] | None:
         "w": w,
         "h": h,
         "zero": x(0.0),
-        "point": x(imp),
+        "point": x(value),
         "lo": x(lo),
         "hi": x(hi),
         "y": 34,
-        "label": f"{imp:+.0f}%",
-        "lo_label": f"{lo:.0f}%",
-        "hi_label": f"{hi:.0f}%",
-        "has_ci": rel["ci95"] is not None,
+        "label": f"{value:+.2f}",
+        "lo_label": f"{lo:+.2f}",
+        "hi_label": f"{hi:+.2f}",
+        "has_ci": ci is not None,
         "axis_left": left,
         "axis_right": right,
     }

@@ -15,21 +15,24 @@ def report_as_text(report: dict[str, Any]) -> str:
     """The report as a readable summary for a terminal: figures with n, CI and reasons."""
     lines = [
         *_header(report),
+        *_coverage(report["coverage"]),
         "",
-        *_relevance(report["relevance"]),
+        *_relevance(report["relevance"], report["score_scale"]),
         "",
-        _win_rate(report["win_rate"]),
+        *_win_rate(report["win_rate"]),
         "",
         *_accuracy(report["accuracy"]),
         "",
         _agreement(report["agreement"]),
-        _position_bias(report["position_bias"]),
+        *_position_bias(report["position_bias"]),
         _reliability(report["reliability"]),
         *_latency_and_cost(report["latency"], report["cost"]),
+        *_serving(report["latency"].get("serving"), report["cost"].get("per_1000_requests")),
         _training(report["training"]),
         *_length_bias(report["length_bias"]),
         *_identity_leaks(report["identity_leaks"]),
         *_annotators(report["per_annotator"]),
+        *_style(report.get("style_identifiability")),
         "",
         *_claims(report["claims"]),
     ]
@@ -42,10 +45,12 @@ def _num(value: Any, fmt: str = "{:.3f}", reason: str | None = None) -> str:
     return fmt.format(value)
 
 
-def _ci(ci: list[float] | None, pct: bool = True) -> str:
+def _ci(ci: list[float] | None, signed: bool = False) -> str:
     if not ci:
         return "CI n/a"
-    return f"95% CI {ci[0] * 100:.1f}–{ci[1] * 100:.1f}%" if pct else f"95% CI {ci[0]:.3f}–{ci[1]:.3f}"
+    if signed:
+        return f"95% CI {ci[0] * 100:+.1f}% to {ci[1] * 100:+.1f}%"
+    return f"95% CI {ci[0] * 100:.1f}–{ci[1] * 100:.1f}%"
 
 
 def _header(report: dict[str, Any]) -> list[str]:
@@ -58,29 +63,99 @@ def _header(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _relevance(rel: dict[str, Any]) -> list[str]:
-    ci = _ci(rel["ci95"]) if rel["ci95"] else "CI n/a: " + str(rel.get("ci95_reason"))
-    return [
-        "Relevance",
+def _small(block: dict[str, Any]) -> str:
+    return ", small sample" if block.get("small_sample") else ""
+
+
+def _points_ci(ci: list[float] | None, reason: str | None) -> str:
+    return f"95% CI {ci[0]:+.2f} to {ci[1]:+.2f}" if ci else f"no CI: {reason}"
+
+
+def _coverage(cov: dict[str, Any]) -> list[str]:
+    per = cov["ratings_per_prompt"]
+    spread = ""
+    if per["mean"] is not None:
+        spread = f"; ratings per rated prompt {per['mean']:.1f} (min {per['min']}, max {per['max']})"
+    even = {True: "even", False: f"uneven: {cov.get('even_reason')}", None: f"n/a ({cov.get('even_reason')})"}
+    lines = [
+        f"Coverage: {cov['summary']}{spread}",
+        f"  task mix gap {_num(cov['task_mix_gap'], '{:.2f}')}; coverage {even[cov['even']]}",
+    ]
+    for task, t in cov["by_task"].items():
+        per = t["ratings_per_prompt"]
+        each = f", {per['mean']:.1f} ratings each" if per["mean"] is not None else ""
+        lines.append(
+            f"  {task:<16} {t['n_rated']} of {t['n_prompts']} rated ({t['share_rated']:.0%}){each}; "
+            f"question: {t['question']}"
+        )
+    return lines
+
+
+def _relevance(rel: dict[str, Any], scale: str) -> list[str]:
+    ci = _ci(rel["ci95"], signed=True) if rel["ci95"] else "CI n/a: " + str(rel.get("ci95_reason"))
+    perm = {"exact": "exact", "monte_carlo": "Monte Carlo", "normal": "normal approximation"}.get(
+        rel.get("permutation_method", ""), ""
+    )
+    lines = [
+        f"Score difference (headline; {scale})",
         f"  pre-trained mean  {_num(rel['pretrained_mean'], reason=rel.get('pretrained_mean_reason'))}",
         f"  fine-tuned mean   {_num(rel['finetuned_mean'], reason=rel.get('finetuned_mean_reason'))}",
         (
-            f"  improvement       {_num(rel['improvement'], '{:+.1%}', rel.get('improvement_reason'))}  "
-            f"({ci}, n={rel['n_prompts']} prompts)"
+            f"  difference        {_num(rel['difference'], '{:+.3f} points', rel.get('difference_reason'))}  "
+            f"({_points_ci(rel['difference_ci95'], rel.get('difference_ci95_reason'))}, "
+            f"n={rel['n_prompts']} prompts{_small(rel)})"
         ),
-        f"  Wilcoxon p        {_num(rel['wilcoxon_p'], '{:.3g}', rel.get('wilcoxon_p_reason'))}",
+        (
+            f"  improvement       {_num(rel['improvement'], '{:+.1%}', rel.get('improvement_reason'))}  "
+            f"({ci}, n={rel['n_prompts']} prompts; relative to the pre-trained mean: scale-dependent)"
+        ),
+        (
+            f"  permutation p     {_num(rel['permutation_p'], '{:.3g}', rel.get('permutation_p_reason'))}"
+            + (f" (paired sign-flip, {perm})" if rel["permutation_p"] is not None else "")
+        ),
+        (
+            f"  Wilcoxon p        {_num(rel['wilcoxon_p'], '{:.3g}', rel.get('wilcoxon_p_reason'))} "
+            "(scipy defaults, zero differences dropped; for reference)"
+        ),
+        f"  interval methods: {rel['ci_method']}",
     ]
+    for task, t in rel.get("by_task", {}).items():
+        lines.append(
+            f"  {task:<16} difference {_num(t['difference'], '{:+.2f}', t.get('difference_reason'))} "
+            f"({_points_ci(t['difference_ci95'], t.get('difference_ci95_reason'))}, "
+            f"n={t['n_prompts']}{_small(t)})"
+        )
+    return lines
 
 
-def _win_rate(win: dict[str, Any]) -> str:
-    return (
-        f"Win rate (n={win['n']} ratings): fine-tuned {_num(win['finetuned'], '{:.1%}')}, "
-        f"pre-trained {_num(win['pretrained'], '{:.1%}')}, tie {_num(win['tie'], '{:.1%}')}"
+def _win_rate(win: dict[str, Any]) -> list[str]:
+    lines = [
+        (
+            f"Win rate over ratings (n={win['n']} ratings): fine-tuned {_num(win['finetuned'], '{:.1%}')}, "
+            f"pre-trained {_num(win['pretrained'], '{:.1%}')}, tie {_num(win['tie'], '{:.1%}')}"
+        )
+    ]
+    by = win.get("by_prompt")
+    if by is None:
+        return lines
+    if by["n"] == 0:
+        return lines + [f"Win rate over prompts: n/a ({by.get('reason')})"]
+    decided = by["decided"]
+    lines.append(
+        f"Win rate over prompts (n={by['n']} prompts{_small(by)}): fine-tuned {by['finetuned']:.1%} "
+        f"({_ci(by['ci95'])}), pre-trained {by['pretrained']:.1%} ({_ci(by['pretrained_ci95'])}), "
+        f"tie {by['tie']:.1%} ({_ci(by['tie_ci95'])})"
     )
+    lines.append(
+        f"  not tied (n={decided['n']}): fine-tuned won "
+        f"{_num(decided['finetuned_share'], '{:.1%}', decided.get('reason'))} ({_ci(decided['ci95'])}, "
+        f"Clopper-Pearson), exact sign test p {_num(decided['sign_test_p'], '{:.3g}')}"
+    )
+    return lines
 
 
 def _accuracy(accuracy: dict[str, Any]) -> list[str]:
-    lines = ["Accuracy (human majority verdicts; automated label match)"]
+    lines = ["Accuracy (human strict-majority verdicts; automated label match)"]
     if not accuracy:
         lines.append("  no tasks")
     for task, block in accuracy.items():
@@ -88,11 +163,21 @@ def _accuracy(accuracy: dict[str, Any]) -> list[str]:
             r = block[role]
             lines.append(
                 f"  {task:<16} {role:<11} {_num(r['accuracy'], '{:.1%}', r.get('reason'))}  "
-                f"({_ci(r['ci95'])}, n={r['n']})"
+                f"({_ci(r['ci95'])}, n={r['n']}{_small(r)})"
+            )
+        paired, mc = block["paired"], block["mcnemar"]
+        if paired["n"]:
+            lines.append(
+                f"  {task:<16} paired (n={paired['n']} prompts with both verdicts{_small(paired)}): "
+                f"fine-tuned {paired['finetuned']['accuracy']:.1%}, pre-trained "
+                f"{paired['pretrained']['accuracy']:.1%}; discordant {mc['discordant']}: fine-tuned right "
+                f"on {mc['only_finetuned']}, pre-trained right on {mc['only_pretrained']} "
+                f"(favours {mc['favours'] or 'neither'})"
             )
         auto = block["automated"]
         lines.append(
-            f"  {task:<16} McNemar p {_num(block['mcnemar_p'], '{:.3g}', block.get('mcnemar_p_reason'))}; "
+            f"  {task:<16} McNemar p {_num(block['mcnemar_p'], '{:.3g}', block.get('mcnemar_p_reason'))}, "
+            f"Holm-adjusted {_num(block['mcnemar_p_holm'], '{:.3g}')} ({block['n_tests']} tests); "
             f"automated pre-trained {_num(auto['pretrained'], '{:.1%}')}, "
             f"fine-tuned {_num(auto['finetuned'], '{:.1%}', auto.get('reason'))} (n={auto['n']})"
         )
@@ -107,12 +192,23 @@ def _agreement(agr: dict[str, Any]) -> str:
     )
 
 
-def _position_bias(bias: dict[str, Any]) -> str:
-    return (
-        f"Position bias (n={bias['n']} non-tied): left wins "
-        f"{_num(bias['left_win_rate'], '{:.1%}', bias.get('left_win_rate_reason'))}, "
-        f"p {_num(bias['p'], '{:.3g}', bias.get('p_reason'))}"
-    )
+def _position_bias(bias: dict[str, Any]) -> list[str]:
+    lines = [
+        (
+            f"Position bias (n={bias['n']} non-tied ratings): left wins "
+            f"{_num(bias['left_win_rate'], '{:.1%}', bias.get('left_win_rate_reason'))}, "
+            f"p {_num(bias['p'], '{:.3g}', bias.get('p_reason'))}, favoured {bias['favoured'] or 'neither'}"
+        )
+    ]
+    pp = bias.get("per_pair")
+    if pp is not None:
+        lines.append(
+            f"  per pair (n={pp['n']} pairs, one observation each; claims use this): left wins "
+            f"{_num(pp['left_win_rate'], '{:.1%}', pp.get('left_win_rate_reason'))}, "
+            f"p {_num(pp['p'], '{:.3g}')}, Holm-adjusted {_num(pp.get('p_holm'), '{:.3g}')}, "
+            f"favoured {pp['favoured'] or 'neither'}"
+        )
+    return lines
 
 
 def _reliability(reli: dict[str, Any]) -> str:
@@ -130,7 +226,7 @@ def _latency_and_cost(latency: dict[str, Any], cost: dict[str, Any]) -> list[str
     for role in ROLES:
         lat = latency[role]
         lines.append(
-            f"Latency {role:<11} p50 {_num(lat['p50_ms'], '{:.0f} ms', lat.get('reason'))}, "
+            f"Latency (batch share) {role:<11} p50 {_num(lat['p50_ms'], '{:.0f} ms', lat.get('reason'))}, "
             f"p95 {_num(lat['p95_ms'], '{:.0f} ms')}, {_num(lat['tokens_per_s'], '{:.1f} tok/s')} "
             f"(n={lat['n']})"
         )
@@ -166,6 +262,14 @@ def _length_bias(lb: dict[str, Any]) -> list[str]:
         f"  longer answer scored higher {_num(lw['share'], '{:.1%}', lw.get('share_reason'))}, "
         f"p {_num(lw['p'], '{:.3g}')} (n={lw['n']} ratings with unequal scores and lengths)"
     )
+    pp = lb.get("per_pair")
+    if pp is not None:
+        lines.append(
+            f"  per pair (claims use this): longer answer's mean score higher "
+            f"{_num(pp['share'], '{:.1%}', pp.get('share_reason'))}, p {_num(pp['p'], '{:.3g}')}, "
+            f"Holm-adjusted {_num(pp.get('p_holm'), '{:.3g}')} (n={pp['n']} pairs), "
+            f"favoured {pp['favoured'] or 'neither'}"
+        )
     return lines
 
 
@@ -178,7 +282,7 @@ def _identity_leaks(leaks: dict[str, Any]) -> list[str]:
         )
     ]
     for leak in leaks["flagged"][:LISTED_LEAKS]:
-        lines.append(f"  {leak['prompt']} {leak['role']}: \"{leak['phrase']}\"")
+        lines.append(f'  {leak["prompt"]} {leak["role"]}: "{leak["phrase"]}"')
     if leaks["n_flagged"] > LISTED_LEAKS:
         lines.append(f"  ... {leaks['n_flagged'] - LISTED_LEAKS} more in the JSON report")
     return lines
@@ -197,6 +301,7 @@ def _annotators(rows: list[dict[str, Any]]) -> list[str]:
         )
         lines.append(
             f"  {a['annotator']} {a['ratings']} ratings, mean {a['mean_score']:.2f}, "
+            f"mean difference {a['mean_difference']:+.2f}, "
             f"|diff| {_num(agr['mean_abs_diff'], '{:.2f}', agr.get('mean_abs_diff_reason'))}, "
             f"rho {_num(agr['spearman'], '{:+.2f}', agr.get('spearman_reason'))} (n={agr['n_units']}), "
             f"left {_num(side['left_share'], '{:.0%}', side.get('left_share_reason'))} (n={side['n']}), "
@@ -213,3 +318,58 @@ def _claims(claims: list[dict[str, Any]]) -> list[str]:
         else:
             lines.append(f"  - {claim['text']}")
     return lines
+
+
+def _alone(figures: dict[str, Any], prefix: str) -> str:
+    """ "p50 45 ms (95% CI 40–47), p95 46 ms (CI n/a)" for one of the serving quantile pairs."""
+    parts = []
+    for name in ("p50", "p95"):
+        ci = figures.get(f"{prefix}_{name}_ci95")
+        interval = f"95% CI {ci[0]:.0f}–{ci[1]:.0f}" if ci else "CI n/a: too few measurements"
+        parts.append(f"{name} {_num(figures.get(f'{prefix}_{name}_ms'), '{:.0f} ms')} ({interval})")
+    return ", ".join(parts)
+
+
+def _serving(serving: dict[str, Any] | None, per_1000: dict[str, Any] | None) -> list[str]:
+    """What one request waits when answered alone, beside the batch-share lines, and both costs."""
+    if not serving:
+        return []
+    lines = ["Serving latency, one request answered alone (batch of 1): " + serving["which_is_which"]]
+    for role in ROLES:
+        figures = serving[role]
+        if not figures["n"]:
+            lines.append(f"  {role:<11} n/a ({figures.get('reason')})")
+            continue
+        lines.append(
+            f"  {role:<11} first token {_alone(figures, 'first_token')}; full answer "
+            f"{_alone(figures, 'total')} (n={figures['n']} requests)"
+        )
+    if per_1000:
+        ratio = per_1000.get("alone_to_batched")
+        batched = _num(per_1000["batched_usd"], "${:.4f}", per_1000.get("batched_usd_reason"))
+        alone = _num(per_1000["alone_usd"], "${:.4f}", per_1000.get("alone_usd_reason"))
+        lines.append(
+            f"Cost per 1,000 requests: batched {batched} (n={per_1000['batched_n']} answers), answered alone "
+            f"{alone} (n={per_1000['alone_n']} requests)"
+            + (f", {ratio:.1f}x the batched cost" if ratio else "")
+        )
+    return lines
+
+
+def _style(style: dict[str, Any] | None) -> list[str]:
+    """Whether the answers' text alone gives their model away (the classifier's AUC), and the warning."""
+    if not style:
+        return []
+    if style["auc"] is None:
+        return [f"Style identifiability: n/a ({style.get('reason')})"]
+    ci, pair_ci = style["ci95"], style["pair_accuracy_ci95"]
+    interval = f"95% CI {ci[0]:.2f}–{ci[1]:.2f}" if ci else f"no CI: {style.get('ci95_reason')}"
+    headline = (
+        f"Style identifiability (a classifier reading only the answers): AUC {style['auc']:.2f} "
+        f"({interval}), picks the fine-tuned answer of a pair "
+        f"{style['pair_accuracy']:.0%} of the time (95% CI {pair_ci[0]:.0%}–{pair_ci[1]:.0%}), "
+        f"fitted on {style['n_prompts_used'] - style['n_prompts_scored']} prompts, "
+        f"n={style['n_prompts_scored']} held-out prompts"
+    )
+    verdict = "  WARNING: " + style["warning"] if style.get("warning") else "  " + style.get("note", "")
+    return [headline, verdict]

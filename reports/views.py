@@ -14,12 +14,13 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.models import Campaign
-from evalsite.access import READ_REPORTS, IsReportReader, role_required
+from evalsite.access import EXPORT_USERNAMES, READ_REPORTS, IsReportReader, role_required
 from reports import charts, exports
 from reports.building import campaign_report
 
@@ -54,7 +55,7 @@ def campaign_report_page(request: HttpRequest, pk: int) -> HttpResponse:
         "report": report,
         "score_chart": charts.score_distribution_chart(report),
         "accuracy_chart": charts.accuracy_chart(report),
-        "improvement_chart": charts.improvement_chart(report),
+        "difference_chart": charts.difference_chart(report),
         "latency_chart": charts.latency_chart(report),
         "loss_chart": charts.report_loss_chart(report),
         "length_chart": charts.length_chart(report),
@@ -86,7 +87,10 @@ class CampaignReportAPI(APIView):
 
 
 class CampaignExportAPI(APIView):
-    """`GET /api/campaigns/{id}/export.csv` / `export.jsonl`: streamed, one row per rating × answer."""
+    """`GET /api/campaigns/{id}/export.csv` / `export.jsonl`: streamed, one row per rating × answer.
+
+    Raters are named by their pseudonym. `?with_usernames=1` names them by username, for admins only
+    (evalsite.access.EXPORT_USERNAMES): a researcher asking for it gets 403, never the real names."""
 
     permission_classes = (IsReportReader,)
     fmt = "csv"
@@ -95,6 +99,8 @@ class CampaignExportAPI(APIView):
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         campaign = _campaign(pk)
         with_usernames = request.query_params.get("with_usernames") in {"1", "true", "yes"}
+        if with_usernames and not EXPORT_USERNAMES.allows(request.user):
+            raise PermissionDenied(EXPORT_USERNAMES.message)
         response = StreamingHttpResponse(
             exports.stream(campaign, fmt=self.fmt, with_usernames=with_usernames),
             content_type=EXPORT_CONTENT_TYPES[self.fmt],

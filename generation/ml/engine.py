@@ -231,3 +231,58 @@ def _result(
         latency_ms=decoded.seconds * 1000.0,
         batch_ms=batch_ms,
     )
+
+
+@dataclass
+class Alone:
+    """One request answered alone (a batch of 1): what its user waits for."""
+
+    key: Hashable
+    first_token_ms: float
+    total_ms: float
+    output_tokens: int
+
+
+def answer_alone(
+    entry: LoadedModel,
+    request: Request,
+    *,
+    max_new_tokens: int = 64,
+    do_sample: bool = False,
+    seed: int = 0,
+    temperature: float | None = None,
+    top_p: float | None = None,
+) -> Alone:
+    """Time one request served on its own by this engine, with a job's settings: `first_token_ms` is a
+    decode call that stops after one new token (tokenising, prefill and the first token: when a
+    streaming client would see it), `total_ms` a second call that makes the full answer. Both go through
+    `_decode_batch` as a one-row batch of the request's role (its model as `role_model` gives it)."""
+    sampling = sampling_for(entry, do_sample=do_sample, seed=seed, temperature=temperature, top_p=top_p)
+    stops = eos_ids(entry)
+    timings = []
+    decoded: list[Decoded] = []
+    for limit in (1, max_new_tokens):
+        started = time.perf_counter()
+        ids = request.prompt_ids
+        prompt = list(ids) if ids is not None else encode(entry, request.prompt_text)
+        decoded = _decode_batch(
+            entry,
+            [prompt],
+            [request.adapter],
+            None,
+            max_new_tokens=limit,
+            eos_ids=stops,
+            sampling=sampling,
+            step_mode=decode_step_mode(entry.device) if limit > 1 else "transformers",
+        )
+        if entry.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        timings.append((time.perf_counter() - started) * 1000.0)
+    tokens = decoded[0].tokens
+    stop = next((n for n, t in enumerate(tokens) if t in stops), None)
+    return Alone(
+        key=request.key,
+        first_token_ms=timings[0],
+        total_ms=timings[1],
+        output_tokens=len(tokens) if stop is None else stop + 1,
+    )

@@ -10,13 +10,58 @@ import numpy as np
 from scipy import stats
 
 from reports.statistics.common import MIN_FOR_CORRELATION, ROLES, finite
+from reports.statistics.intervals import exact_binomial_p, holm
 
 LENGTH_BINS = 6
 
 
-def position_bias(left_scores: np.ndarray, right_scores: np.ndarray) -> dict[str, Any]:
+BIAS_FAMILY_METHOD = (
+    "p_holm = the per-pair p adjusted by Holm's step-down method across the per-pair bias tests "
+    "(position and length; family-wise error 5%); cautions use the adjusted p"
+)
+
+
+def favoured_side(wins: int, losses: int, first: str, second: str) -> str | None:
+    """The side that won more often (``first`` when wins > losses), None when even."""
+    if wins == losses:
+        return None
+    return first if wins > losses else second
+
+
+def _binomial_block(wins: int, losses: int, first: str, second: str) -> dict[str, Any]:
+    """Share of ``first`` wins among decided observations, exact binomial p, the favoured side."""
+    n = wins + losses
+    out: dict[str, Any] = {
+        "n": n,
+        "share": None,
+        "p": finite(exact_binomial_p(wins, n)) if n else None,
+        "wins": wins,
+        "favoured": favoured_side(wins, losses, first, second),
+    }
+    if n:
+        out["share"] = wins / n
+    return out
+
+
+def per_pair_signs(pair_codes: np.ndarray, margins: np.ndarray, n_pairs: int) -> tuple[int, int]:
+    """One observation per pair: the mean of its ratings' margins; returns (pairs above 0, below 0).
+    The mean's sign is the integer sum's, so ratings that cancel make a tie."""
+    counts = np.bincount(pair_codes, minlength=n_pairs)
+    sums = np.bincount(pair_codes, weights=margins.astype(np.float64), minlength=n_pairs)
+    rated = counts > 0
+    return int((sums[rated] > 0).sum()), int((sums[rated] < 0).sum())
+
+
+def position_bias(
+    left_scores: np.ndarray,
+    right_scores: np.ndarray,
+    pair_codes: np.ndarray | None = None,
+    n_pairs: int = 0,
+) -> dict[str, Any]:
     """Over ratings with unequal scores: how often the left answer won, and whether that differs from
-    chance (the left/right order was drawn at random, so a fair rater sits near 0.5)."""
+    chance (the left/right order was drawn at random, so a fair rater sits near 0.5). With
+    ``pair_codes``, ``per_pair`` is the same on one observation per pair (its raters' mean of left −
+    right), the figure claims use: ratings of one pair share its answers and are not independent."""
     untied = left_scores != right_scores
     n = int(untied.sum())
     left_wins = int((left_scores > right_scores).sum())
@@ -25,14 +70,30 @@ def position_bias(left_scores: np.ndarray, right_scores: np.ndarray) -> dict[str
         "p": None,
         "n": n,
         "left_wins": left_wins,
+        "favoured": favoured_side(left_wins, n - left_wins, "left", "right"),
         "method": "share of non-tied ratings where the left answer scored higher; p = two-sided exact "
-        "binomial test against 0.5",
+        "binomial test against 0.5; per_pair: the same over pairs, each pair one observation (the mean "
+        "of its ratings' left − right scores; a mean of 0 is a tie); favoured = the side that won more "
+        "often (a left win rate under 0.5 favours the right answer)",
     }
     if n == 0:
         out["left_win_rate_reason"] = out["p_reason"] = "no rating with unequal scores yet"
-        return out
-    out["left_win_rate"] = left_wins / n
-    out["p"] = finite(stats.binomtest(left_wins, n, 0.5, alternative="two-sided").pvalue)
+    else:
+        out["left_win_rate"] = left_wins / n
+        out["p"] = finite(exact_binomial_p(left_wins, n))
+    if pair_codes is not None:
+        wins, losses = per_pair_signs(pair_codes, left_scores - right_scores, n_pairs)
+        block = _binomial_block(wins, losses, "left", "right")
+        per_pair = {
+            "left_win_rate": block["share"],
+            "p": block["p"],
+            "n": block["n"],
+            "left_wins": wins,
+            "favoured": block["favoured"],
+        }
+        if not block["n"]:
+            per_pair["left_win_rate_reason"] = per_pair["p_reason"] = "no pair with unequal mean scores yet"
+        out["per_pair"] = per_pair
     return out
 
 
@@ -46,7 +107,7 @@ def side_preference(preferences: Sequence[str]) -> dict[str, Any]:
         out["left_share_reason"] = out["p_reason"] = "no left/right preference given (only ties or both bad)"
         return out
     out["left_share"] = left / n
-    out["p"] = finite(stats.binomtest(left, n, 0.5, alternative="two-sided").pvalue)
+    out["p"] = finite(exact_binomial_p(left, n))
     return out
 
 
@@ -88,9 +149,7 @@ def length_bins(
         codes = np.clip(np.searchsorted(edges, chars, side="right") - 1, 0, n - 1)
         counts = np.bincount(codes, minlength=n)
         sums = np.bincount(codes, weights=scores_by_role[role].astype(np.float64), minlength=n)
-        out[role] = [
-            {"mean_score": (float(s / c) if c else None), "n": int(c)} for s, c in zip(sums, counts)
-        ]
+        out[role] = [{"mean_score": (float(s / c) if c else None), "n": int(c)} for s, c in zip(sums, counts)]
     return out
 
 
@@ -99,8 +158,11 @@ def length_bias(
     finetuned_scores: np.ndarray,
     pretrained_chars: np.ndarray,
     finetuned_chars: np.ndarray,
+    pair_codes: np.ndarray | None = None,
+    n_pairs: int = 0,
 ) -> dict[str, Any]:
-    """One entry per rating: both scores and the lengths (characters) of the two answers it judged."""
+    """One entry per rating: both scores and the lengths (characters) of the two answers it judged.
+    With ``pair_codes``, ``per_pair`` and ``per_answer`` count each pair (each answer) once."""
     scores = {"pretrained": pretrained_scores, "finetuned": finetuned_scores}
     chars = {"pretrained": pretrained_chars, "finetuned": finetuned_chars}
     out: dict[str, Any] = {
@@ -111,11 +173,12 @@ def length_bias(
     }
     for role in ROLES:
         out[role] = _spearman_block(scores[role], chars[role])
-    decided = (pretrained_scores != finetuned_scores) & (pretrained_chars != finetuned_chars)
+    # +1 where the fine-tuned answer is the longer one, -1 where shorter, 0 for equal lengths
+    ft_longer = np.sign(finetuned_chars.astype(np.int64) - pretrained_chars)
+    margins = ft_longer * (finetuned_scores.astype(np.int64) - pretrained_scores)
+    decided = margins != 0
     n = int(decided.sum())
-    ft_longer = finetuned_chars > pretrained_chars
-    ft_higher = finetuned_scores > pretrained_scores
-    longer_wins = int((decided & (ft_longer == ft_higher)).sum())
+    longer_wins = int((margins > 0).sum())
     longer: dict[str, Any] = {"share": None, "p": None, "n": n, "longer_wins": longer_wins}
     if n == 0:
         longer["share_reason"] = longer["p_reason"] = (
@@ -123,15 +186,68 @@ def length_bias(
         )
     else:
         longer["share"] = longer_wins / n
-        longer["p"] = finite(stats.binomtest(longer_wins, n, 0.5, alternative="two-sided").pvalue)
+        longer["p"] = finite(exact_binomial_p(longer_wins, n))
     out["longer_wins"] = longer
+    if pair_codes is not None:
+        out["per_pair"] = _longer_wins_per_pair(pair_codes, margins, n_pairs)
+        out["per_answer"] = _per_answer(pair_codes, scores, chars, n_pairs)
     out["bins"] = length_bins(chars, scores)
-    out["method"] = (
-        "answer length = characters of the answer text (the export's answer_chars); spearman = Spearman "
-        "rank correlation (scipy.stats.spearmanr) of score and length over rating × answer rows, per role "
-        "and overall; its p treats rows as independent, which answers rated several times are not, so it "
-        "is optimistic; longer_wins = share of ratings with unequal scores and unequal lengths where the "
-        "longer answer scored higher, p = two-sided exact binomial test against 0.5; bins = mean score per "
-        "length bin (quantile edges over both roles)"
-    )
+    out["method"] = LENGTH_METHOD
     return out
+
+
+LENGTH_METHOD = (
+    "answer length = characters of the answer text (the export's answer_chars); spearman = Spearman "
+    "rank correlation (scipy.stats.spearmanr) of score and length over rating × answer rows, per role "
+    "and overall; its p treats rows as independent, which answers rated several times are not, so it "
+    "is optimistic; per_answer: the same with one row per answer (its mean score); longer_wins = share "
+    "of ratings with unequal scores and unequal lengths where the longer answer scored higher, p = "
+    "two-sided exact binomial test against 0.5; per_pair: the same with one observation per pair of "
+    "unequal lengths (its raters' mean of longer − shorter score; a mean of 0 is a tie), the figure "
+    "cautions use; length goes with content, so a longer answer that wins may simply be better; bins = "
+    "mean score per length bin (quantile edges over both roles)"
+)
+
+
+def _longer_wins_per_pair(pair_codes: np.ndarray, margins: np.ndarray, n_pairs: int) -> dict[str, Any]:
+    wins, losses = per_pair_signs(pair_codes, margins, n_pairs)
+    block = _binomial_block(wins, losses, "longer", "shorter")
+    out = {"share": block["share"], "p": block["p"], "n": block["n"], "longer_wins": wins}
+    out["favoured"] = block["favoured"]
+    if not block["n"]:
+        out["share_reason"] = out["p_reason"] = "no pair of unequal lengths with unequal mean scores"
+    return out
+
+
+def _per_answer(
+    pair_codes: np.ndarray, scores: dict[str, np.ndarray], chars: dict[str, np.ndarray], n_pairs: int
+) -> dict[str, Any]:
+    """Spearman of each answer's mean score and its length, one row per rated answer."""
+    counts = np.bincount(pair_codes, minlength=n_pairs)
+    rated = counts > 0
+    means, lengths = {}, {}
+    for role in ROLES:
+        sums = np.bincount(pair_codes, weights=scores[role].astype(np.float64), minlength=n_pairs)
+        means[role] = sums[rated] / counts[rated]
+        first = np.zeros(n_pairs, dtype=np.int64)
+        first[pair_codes] = chars[role]  # every rating of a pair carries the same answer lengths
+        lengths[role] = first[rated]
+    out: dict[str, Any] = {
+        "overall": _spearman_block(
+            np.concatenate([means[r] for r in ROLES]), np.concatenate([lengths[r] for r in ROLES])
+        )
+    }
+    for role in ROLES:
+        out[role] = _spearman_block(means[role], lengths[role])
+    return out
+
+
+def adjust_bias_family(position: dict[str, Any], length: dict[str, Any]) -> None:
+    """Holm across the per-pair bias tests (position, length), in place: adds ``p_holm`` to each."""
+    blocks = [position.get("per_pair"), length.get("per_pair")]
+    present = [b for b in blocks if b is not None]
+    for block, p in zip(present, holm([b["p"] for b in present]), strict=True):
+        block["p_holm"] = p
+        block["multiplicity_method"] = BIAS_FAMILY_METHOD
+        if p is None:
+            block["p_holm_reason"] = block.get("p_reason", "no test")

@@ -1,27 +1,78 @@
-"""Plain-language claims: a sentence a team could quote, or a refusal with the reason.
+"""Plain-language claims: a sentence a team could quote, or a refusal that says why.
 
-The headline claims (relevance, win rate, accuracy) are made only when the sample is large enough and,
-where a test applies, significant; one refused for significance keeps the sentence it would have read
-(`would_read`). Cautions (position and length bias, identity leaks) and the reliability and training
-statements appear only when there is something to say.
+One decision rule per claim, on one set of prompts: the interval the claim shows and the test it cites
+come from the same prompts and must agree; when they do not, the claim is refused with both numbers.
+Headline claims (score difference, win rate, accuracy per task) are always listed, made or refused;
+one refused after its figures were computed keeps the sentence it would have read (`would_read`).
+Overall claims name their coverage and are refused while coverage is too uneven to stand for the
+campaign. Cautions and statements (bias, identity leaks, reliability, training) are in `cautions`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from reports.statistics.cautions import caution_claims
+from reports.statistics.common import SCORE_SCALE, SMALL_SAMPLE
 
-# the smallest sample a plain-language claim is made from; below this the claim is refused
-MIN_PROMPTS_FOR_CLAIM = 10
-MODE_NAMES = {"lora": "LoRA", "full": "Full"}
+ALPHA = 0.05
+# The fewest prompts an overall claim (score difference, win rate) is made from. bench/coverage.py
+# shows that from here up, in every simulated process, the 95% interval missed the truth and a null
+# campaign produced a claim at most 6% of the time; below it (at 10-20 prompts, a campaign whose
+# fine-tuning breaks 15% of answers often has no broken one among its rated prompts, and its interval
+# missed up to 7%) the figures are shown, flagged small, and the claim refused. Equal to SMALL_SAMPLE.
+MIN_PROMPTS_FOR_CLAIM = SMALL_SAMPLE
+# accuracy claims rest on exact tests (McNemar, Clopper-Pearson), valid at any n; this keeps a claim
+# from resting on a handful of verdicts
+MIN_PROMPTS_FOR_ACCURACY_CLAIM = 10
 
 
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def ratings_each(counts: np.ndarray) -> str:
+def _p(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def _refused(metric: str, reason: str, would_read: str | None = None) -> dict[str, Any]:
+    claim: dict[str, Any] = {"metric": metric, "text": None, "refused": True, "reason": reason}
+    if would_read:
+        claim["would_read"] = would_read
+    return claim
+
+
+def _reasons(*reasons: str | None) -> str:
+    """The reasons that apply, the first in full and the rest after "also" ("" when none apply)."""
+    present = [r for r in reasons if r]
+    if not present:
+        return ""
+    return present[0] + "".join(f"; also, {r}" for r in present[1:])
+
+
+def _uneven(coverage: dict[str, Any]) -> str | None:
+    if coverage["even"] is False:
+        return f"coverage is too uneven to stand for the campaign: {coverage['even_reason']}"
+    return None
+
+
+def _made(metric: str, text: str) -> dict[str, Any]:
+    return {"metric": metric, "text": text, "refused": False, "reason": None}
+
+
+def _too_few(n: int, coverage: dict[str, Any]) -> str:
+    """Why a claim is refused below MIN_PROMPTS_FOR_CLAIM (naming the coverage unless an uneven-coverage
+    reason, which names it, follows)."""
+    scope = f" ({coverage['summary']})" if coverage["even"] is not False else ""
+    return (
+        f"only {n} prompts rated{scope}; an overall claim needs at least "
+        f"{MIN_PROMPTS_FOR_CLAIM} (with fewer, the simulated 95% intervals missed the truth, or null "
+        "campaigns produced claims, more than 6% of the time: bench/coverage.py); the figures are shown "
+        "without a claim"
+    )
+
+
+def ratings_each(counts: Any) -> str:
     counts = counts[counts > 0]
     if len(counts) == 0:
         return "no ratings"
@@ -31,160 +82,155 @@ def ratings_each(counts: np.ndarray) -> str:
     return f"{counts.mean():.1f} ratings each on average"
 
 
-def relevance_claim(rel: dict[str, Any], ratings_per_prompt: str) -> dict[str, Any]:
+def question_phrase(coverage: dict[str, Any]) -> str:
+    """The question the raters answered: quoted when the rated prompts share one, else per task."""
+    questions = {t["question"] for t in coverage["by_task"].values() if t["n_rated"] and t["question"]}
+    if len(questions) == 1:
+        return f"for the question “{questions.pop()}”"
+    return "for each task's question"
+
+
+def _scope(coverage: dict[str, Any], ratings_per_prompt: str, n_annotators: int) -> str:
+    every = "every task covered" if coverage["even"] else "coverage uneven"
+    raters = f"{n_annotators} annotator{'s' if n_annotators != 1 else ''}"
+    return f"{coverage['summary']} ({every}); {ratings_per_prompt}; {raters}"
+
+
+def relevance_claim(
+    rel: dict[str, Any], coverage: dict[str, Any], ratings_per_prompt: str, n_annotators: int
+) -> dict[str, Any]:
+    """The headline: the mean score difference on the raters' scale, its interval, and the paired
+    permutation test, which must agree; the relative improvement rides along, labelled scale-dependent.
+    Refused while coverage is uneven, and below MIN_PROMPTS_FOR_CLAIM prompts (every reason given)."""
+    metric = "relevance.difference"
     n = rel["n_prompts"]
-    claim: dict[str, Any] = {"metric": "relevance.improvement", "text": None, "refused": True, "reason": None}
-    if rel["improvement"] is None:
-        claim["reason"] = rel.get("improvement_reason", "improvement could not be computed")
-        return claim
+    if rel["difference"] is None:
+        return _refused(metric, rel.get("difference_reason", "the difference could not be computed"))
+    uneven = _uneven(coverage)
     if n < MIN_PROMPTS_FOR_CLAIM:
-        claim["reason"] = f"only {n} prompts rated; at least {MIN_PROMPTS_FOR_CLAIM} are needed for a claim"
-        return claim
-    if rel["ci95"] is None:
-        claim["reason"] = rel.get("ci95_reason", "no confidence interval")
-        return claim
-    lo, hi = rel["ci95"]
-    imp = rel["improvement"]
-    direction = "more" if imp >= 0 else "less"
+        return _refused(metric, _reasons(_too_few(n, coverage), uneven))
+    if rel["difference_ci95"] is None:
+        no_ci = rel.get("difference_ci95_reason", "no confidence interval")
+        return _refused(metric, _reasons(no_ci, uneven))
+    lo, hi = rel["difference_ci95"]
+    d, p = rel["difference"], rel["permutation_p"]
+    direction = "higher" if d >= 0 else "lower"
+    p_text = f"paired permutation p = {_p(p)}" if p is not None else "no permutation test"
+    relative = ""
+    if rel["improvement"] is not None and rel["ci95"] is not None:
+        r_lo, r_hi = rel["ci95"]
+        relative = (
+            f" Relative to the pre-trained mean that is {rel['improvement'] * 100:+.0f}% (95% CI "
+            f"{r_lo * 100:+.0f}% to {r_hi * 100:+.0f}%), a scale-dependent figure: the same ratings "
+            "coded 0–4 would give another percentage."
+        )
     text = (
-        f"Fine-tuned answers were rated {_pct(abs(imp))} {direction} relevant than pre-trained answers "
-        f"(95% CI {lo * 100:.0f}–{hi * 100:.0f}%, {n} prompts, {ratings_per_prompt})."
+        f"Fine-tuned answers scored {abs(d):.2f} points {direction} than pre-trained answers on "
+        f"{SCORE_SCALE} {question_phrase(coverage)} (95% CI {lo:+.2f} to {hi:+.2f} points, {p_text}; "
+        f"{n} prompts: {_scope(coverage, ratings_per_prompt, n_annotators)}).{relative}"
     )
-    if lo <= 0 <= hi:
-        claim["reason"] = f"the 95% CI ({lo * 100:.0f}% to {hi * 100:.0f}%) includes 0: no detectable change"
-        claim["would_read"] = text
-        return claim
-    claim.update(text=text, refused=False)
-    return claim
+    interval = f"the 95% CI ({lo:+.2f} to {hi:+.2f} points)"
+    reason = _reasons(uneven, _disagreement(lo > 0 or hi < 0, p, interval, p_text))
+    if reason:
+        return _refused(metric, reason, text)
+    return _made(metric, text)
 
 
-def win_rate_claim(win: dict[str, Any]) -> dict[str, Any]:
-    claim: dict[str, Any] = {"metric": "win_rate", "text": None, "refused": True, "reason": None}
-    if win["n"] < MIN_PROMPTS_FOR_CLAIM:
-        claim["reason"] = f"only {win['n']} ratings; at least {MIN_PROMPTS_FOR_CLAIM} are needed for a claim"
-        return claim
-    claim.update(
-        refused=False,
-        text=(
-            f"In {win['n']} ratings the fine-tuned answer scored higher {_pct(win['finetuned'])} of the "
-            f"time, lower {_pct(win['pretrained'])}, equal {_pct(win['tie'])}."
-        ),
+def _disagreement(excludes: bool, p: float | None, interval: str, p_text: str, null: str = "0") -> str | None:
+    """Why an interval-and-test decision is not a claim, or None when both say 'different'.
+    ``null``: the no-difference value the interval is checked against, in words."""
+    significant = p is not None and p < ALPHA
+    if excludes and significant:
+        return None
+    if not excludes and not significant:
+        return f"no detectable difference: {interval} includes {null} and {p_text}"
+    return (
+        f"the interval and the test disagree: {interval} {'excludes' if excludes else 'includes'} "
+        f"{null} but {p_text} is {'not ' if excludes else ''}below {ALPHA}; a claim needs both"
     )
-    return claim
+
+
+def win_rate_claim(win: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
+    """Over prompts: how often the fine-tuned answer's mean score was higher, with Wilson intervals;
+    the claim is the sign test on prompts not tied, with the Clopper-Pearson interval that matches it."""
+    metric = "win_rate.by_prompt"
+    by = win.get("by_prompt")
+    if by is None or by["n"] == 0:
+        return _refused(metric, (by or win).get("reason", "no prompt has ratings yet"))
+    n = by["n"]
+    uneven = _uneven(coverage)
+    if n < MIN_PROMPTS_FOR_CLAIM:
+        return _refused(metric, _reasons(_too_few(n, coverage), uneven))
+    decided = by["decided"]
+    if decided["n"] == 0:
+        return _refused(metric, _reasons(decided["reason"], uneven))
+    lo, hi = decided["ci95"]
+    p = decided["sign_test_p"]
+    p_text = f"exact sign test p = {_p(p)}"
+    ft_lo, ft_hi = by["ci95"]
+    pt_lo, pt_hi = by["pretrained_ci95"]
+    text = (
+        f"Over {n} rated prompts ({coverage['summary']}), the fine-tuned answer had the higher mean score "
+        f"on {_pct(by['finetuned'])} (95% CI {_pct(ft_lo)}–{_pct(ft_hi)}), the lower on "
+        f"{_pct(by['pretrained'])} (95% CI {_pct(pt_lo)}–{_pct(pt_hi)}) and tied on {_pct(by['tie'])}; of "
+        f"the {decided['n']} prompts not tied it won {_pct(decided['finetuned_share'])} (95% CI "
+        f"{_pct(lo)}–{_pct(hi)}, {p_text})."
+    )
+    interval = f"the 95% CI ({_pct(lo)}–{_pct(hi)})"
+    reason = _reasons(uneven, _disagreement(lo > 0.5 or hi < 0.5, p, interval, p_text, "an even split (50%)"))
+    if reason:
+        return _refused(metric, reason, text)
+    return _made(metric, text)
 
 
 def accuracy_claim(task: str, block: dict[str, Any]) -> dict[str, Any]:
-    claim: dict[str, Any] = {"metric": f"accuracy.{task}", "text": None, "refused": True, "reason": None}
-    pt, ft = block["pretrained"], block["finetuned"]
-    if pt["accuracy"] is None or ft["accuracy"] is None:
-        claim["reason"] = "no majority verdicts for one of the roles"
-        return claim
-    n = min(pt["n"], ft["n"])
-    if n < MIN_PROMPTS_FOR_CLAIM:
-        claim["reason"] = f"only {n} judged answers; at least {MIN_PROMPTS_FOR_CLAIM} are needed for a claim"
-        return claim
-    p = block.get("mcnemar_p")
-    p_text = (
-        f"exact McNemar p = {p:.3g}" if p is not None else block.get("mcnemar_p_reason", "no McNemar test")
-    )
-    text = (
-        f"On {task}, human-judged accuracy was {_pct(ft['accuracy'])} for fine-tuned answers "
-        f"(95% CI {_pct(ft['ci95'][0])}–{_pct(ft['ci95'][1])}, n={ft['n']}) vs {_pct(pt['accuracy'])} "
-        f"for pre-trained (95% CI {_pct(pt['ci95'][0])}–{_pct(pt['ci95'][1])}, n={pt['n']}); {p_text}."
-    )
-    if p is None or p >= 0.05:
-        claim["reason"] = "the difference is not significant at 5% (exact McNemar test)"
-        claim["would_read"] = text
-        return claim
-    claim.update(refused=False, text=text)
-    return claim
-
-
-def _stated(metric: str, text: str) -> dict[str, Any]:
-    return {"metric": metric, "text": text, "refused": False, "reason": None}
-
-
-def _position_bias_claim(bias: dict[str, Any]) -> dict[str, Any] | None:
-    if bias["p"] is None or bias["p"] >= 0.05:
-        return None
-    return _stated(
-        "position_bias",
-        f"Caution: raters favoured the left answer in {bias['left_win_rate'] * 100:.0f}% of {bias['n']} "
-        f"non-tied ratings (exact binomial p = {bias['p']:.3g}); the random left/right order keeps the "
-        "comparison fair, but individual scores carry this bias.",
-    )
-
-
-def _length_bias_claim(bias: dict[str, Any]) -> dict[str, Any] | None:
-    longer = bias["longer_wins"]
-    if longer["p"] is None or longer["p"] >= 0.05:
-        return None
-    side = "longer" if longer["share"] > 0.5 else "shorter"
-    share = longer["share"] if side == "longer" else 1 - longer["share"]
-    return _stated(
-        "length_bias",
-        f"Caution: the {side} answer scored higher in {share * 100:.0f}% of {longer['n']} ratings with "
-        f"unequal scores and lengths (exact binomial p = {longer['p']:.3g}); part of the score difference "
-        "may be about length rather than content.",
-    )
-
-
-def _identity_leak_claim(leaks: dict[str, Any]) -> dict[str, Any] | None:
-    if not leaks["n_flagged"]:
-        return None
-    counts = leaks["count"]
-    return _stated(
-        "identity_leaks",
-        f"Caution: {counts['finetuned']} fine-tuned and {counts['pretrained']} pre-trained answer(s) name a "
-        "model, a vendor or their training (see the flagged list); raters who read them may not have been "
-        "blind.",
-    )
-
-
-def _reliability_claim(rel: dict[str, Any]) -> dict[str, Any] | None:
-    if rel["load_success_rate"] is None:
-        return None
-    text = (
-        f"Model loading succeeded in {rel['load_successes']} of {rel['load_attempts']} attempts "
-        f"({rel['load_success_rate'] * 100:.0f}%); "
-    )
-    if rel["fallback_rate"] is None:
-        text += "the fallback rate is unknown."
-    else:
-        text += (
-            f"{rel['fallback_answers']} fine-tuned answer(s) ({rel['fallback_rate'] * 100:.1f}% of those "
-            "requested) were served by the pre-trained model as fallback."
+    """Per task, on the prompts with a verdict for both answers: both accuracies, which model the
+    discordant prompts favour, the exact McNemar test and its Holm adjustment across tasks."""
+    metric = f"accuracy.{task}"
+    paired, mc = block["paired"], block["mcnemar"]
+    n = paired["n"]
+    if n == 0:
+        return _refused(metric, "no prompt has a majority verdict for both answers")
+    if n < MIN_PROMPTS_FOR_ACCURACY_CLAIM:
+        return _refused(
+            metric,
+            f"only {n} prompts have a majority verdict for both answers; at least "
+            f"{MIN_PROMPTS_FOR_ACCURACY_CLAIM} are needed for a claim",
         )
-    return _stated("reliability", text)
-
-
-def _training_claim(training: dict[str, Any]) -> dict[str, Any] | None:
-    trainable, total = training.get("trainable_params"), training.get("total_params")
-    if not trainable or not total:
-        return None
-    mode = MODE_NAMES.get(training.get("mode") or "", "The")
+    if mc["p"] is None:
+        return _refused(metric, mc["reason"])
+    pt, ft = paired["pretrained"], paired["finetuned"]
+    favoured = mc["favours"] or "finetuned"
+    wins = mc["only_finetuned"] if favoured == "finetuned" else mc["only_pretrained"]
+    share = wins / mc["discordant"]
+    d_lo, d_hi = mc["discordant_ci95"]
+    if favoured == "pretrained":
+        d_lo, d_hi = 1 - d_hi, 1 - d_lo
+    name = "fine-tuned" if favoured == "finetuned" else "pre-trained"
+    small = f"; small sample: under {SMALL_SAMPLE} prompts" if paired["small_sample"] else ""
+    holm_p, n_tests = block["mcnemar_p_holm"], block["n_tests"]
+    p_text = f"exact McNemar p = {_p(mc['p'])}, Holm-adjusted over {n_tests} task(s) p = {_p(holm_p)}"
     text = (
-        f"{mode} fine-tuning trained {trainable:,} of {total:,} parameters ({trainable / total * 100:.2f}%)"
+        f"On {task}, over the {n} prompts with a majority verdict on both answers (of {block['n_pairs']} "
+        f"in the task{small}), fine-tuned answers were judged correct on {_pct(ft['accuracy'])} (95% CI "
+        f"{_pct(ft['ci95'][0])}–{_pct(ft['ci95'][1])}) and pre-trained on {_pct(pt['accuracy'])} (95% CI "
+        f"{_pct(pt['ci95'][0])}–{_pct(pt['ci95'][1])}); the verdicts differ on {mc['discordant']} "
+        f"prompts and the {name} answer was the correct one on {wins} of them ({_pct(share)}, 95% CI "
+        f"{_pct(d_lo)}–{_pct(d_hi)}): {p_text}."
     )
-    if training.get("epochs_run") is not None:
-        text += f", ran {training['epochs_run']} epochs and kept epoch {training['best_epoch']}"
-        if training.get("early_stopped"):
-            text += " (early stopping)"
-    return _stated("training.trainable_pct", text + ".")
+    interval = f"the 95% CI of the {name} share ({_pct(d_lo)}–{_pct(d_hi)})"
+    reason = _disagreement(d_lo > 0.5, holm_p, interval, p_text, "an even split (50%)")
+    if reason:
+        return _refused(metric, reason, text)
+    return _made(metric, text)
 
 
-def report_claims(report: dict[str, Any], ratings_per_prompt: str) -> list[dict[str, Any]]:
+def report_claims(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Every claim of a built report: the headline ones always (made or refused), others when they apply."""
+    coverage = report["coverage"]
     claims = [
-        relevance_claim(report["relevance"], ratings_per_prompt),
-        win_rate_claim(report["win_rate"]),
+        relevance_claim(report["relevance"], coverage, report["ratings_per_prompt"], report["n_annotators"]),
+        win_rate_claim(report["win_rate"], coverage),
     ]
     claims += [accuracy_claim(task, block) for task, block in report["accuracy"].items()]
-    optional = (
-        _position_bias_claim(report["position_bias"]),
-        _length_bias_claim(report["length_bias"]),
-        _identity_leak_claim(report["identity_leaks"]),
-        _reliability_claim(report["reliability"]),
-        _training_claim(report["training"]),
-    )
-    return claims + [claim for claim in optional if claim is not None]
+    return claims + caution_claims(report)

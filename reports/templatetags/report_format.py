@@ -41,3 +41,19 @@ def ci_pct(value: Any, digits: int = 1) -> str:
         return MISSING
     lo, hi = value
     return f"{lo * 100:.{int(digits)}f}% – {hi * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def points(value: Any, digits: int = 2) -> str:
+    """A signed difference on the raters' scale: +0.82."""
+    if value is None:
+        return MISSING
+    return f"{float(value):+.{int(digits)}f}"
+
+
+@register.filter
+def ci_points(value: Any, digits: int = 2) -> str:
+    if not value:
+        return MISSING
+    lo, hi = value
+    return f"{lo:+.{int(digits)}f} to {hi:+.{int(digits)}f}"

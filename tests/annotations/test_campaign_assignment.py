@@ -1,4 +1,5 @@
-"""Opening campaigns and handing out pairs: overlap, locks, skips and balanced sides."""
+"""Opening campaigns and handing out pairs: overlap, locks, skips and sides (serving order and the
+side draws have their own files: test_serving_order.py, test_side_draws.py)."""
 
 from __future__ import annotations
 
@@ -137,22 +138,6 @@ def test_a_skipped_pair_returns_when_nothing_else_is_left(db):
     assignment_skip(assignment=first, annotator=a)
     again = assignment_next(campaign=campaign, annotator=a)
     assert again.pk == first.pk and again.skipped_at is None
-
-
-def test_sides_are_balanced_over_the_campaign(db):
-    campaign = make_campaign(prompts=20, overlap=3)
-    raters = annotators(5)
-    sides = []
-    for rater in raters:
-        for _ in range(20):
-            assignment = assignment_next(campaign=campaign, annotator=rater)
-            if assignment is None:
-                break
-            sides.append(assignment.finetuned_side)
-            rate(assignment)
-            counts = Counter(sides)
-            assert abs(counts["left"] - counts["right"]) <= 1
-    assert len(sides) == 60
 
 
 def test_sides_are_not_a_fixed_pattern(db):

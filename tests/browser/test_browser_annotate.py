@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from annotations.models import Rating, User
+from generation.models import Answer
 from tests.support.annotation_data import HOSTILE, make_campaign
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -21,6 +22,8 @@ GUIDELINES = (
 def test_annotator_rates_five_pairs_with_the_keyboard_and_edits_one(live_server, browser_page):
     page = browser_page
     campaign = make_campaign(prompts=6, overlap=1, hostile_prompt=0, guidelines=GUIDELINES)
+    # every pair shows the hostile text: the annotator's own pair order decides which comes first
+    Answer.objects.filter(job=campaign.job, role="finetuned").update(text=HOSTILE)
     alice = User.objects.create_user(username="alice", password="correct-horse-battery", role="annotator")
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -18,10 +18,12 @@ from reports.statistics.accuracy import (
 )
 from reports.statistics.agreement import agreement_with_others, krippendorff_alpha
 from reports.statistics.bias import length_bias, position_bias, side_preference
+from reports.statistics.campaign_coverage import campaign_coverage
 from reports.statistics.claims import relevance_claim
 from reports.statistics.identity import IDENTITY_REGEX, find_identity_leak, identity_leaks
+from reports.statistics.intervals import mean_interval
 from reports.statistics.latency import cost, latency
-from reports.statistics.relevance import bootstrap_improvement_ci, relevance, win_rate
+from reports.statistics.relevance import relevance, win_rate
 
 
 def test_relevance_means_improvement_and_wilcoxon_match_hand_computation():
@@ -40,7 +42,7 @@ def test_relevance_means_improvement_and_wilcoxon_match_hand_computation():
     assert out["wilcoxon_p"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
 
 
-def test_bootstrap_ci_is_deterministic_and_contains_the_estimate():
+def test_intervals_are_deterministic_and_contain_the_estimates():
     rng = np.random.default_rng(1)
     n = 60
     codes = np.repeat(np.arange(n), 3)
@@ -48,25 +50,37 @@ def test_bootstrap_ci_is_deterministic_and_contains_the_estimate():
     ft = np.clip(pt + rng.integers(-1, 3, size=3 * n), 1, 5)
     first = relevance(codes, pt, ft, n)
     second = relevance(codes, pt, ft, n)
-    assert first["ci95"] == second["ci95"]
+    assert first["ci95"] == second["ci95"] and first["permutation_p"] == second["permutation_p"]
     lo, hi = first["ci95"]
     assert lo < first["improvement"] < hi
+    lo, hi = first["difference_ci95"]
+    assert lo < first["difference"] < hi
 
 
-def test_bootstrap_matches_a_plain_loop_over_the_same_resamples():
+def test_difference_interval_is_the_mean_interval_of_prompt_differences():
     rng = np.random.default_rng(7)
-    pt = rng.uniform(1, 5, 40)
-    ft = rng.uniform(1, 5, 40)
-    lo, hi = bootstrap_improvement_ci(pt, ft, n_resamples=500, seed=3, chunk_elements=1000)
-    # the same generator stream, one resample at a time
-    gen = np.random.default_rng(3)
-    per_chunk = 1000 // 40
-    estimates = []
-    while len(estimates) < 500:
-        idx = gen.integers(0, 40, size=(min(per_chunk, 500 - len(estimates)), 40), dtype=np.int32)
-        for row in idx:
-            estimates.append((ft[row].mean() - pt[row].mean()) / pt[row].mean())
-    assert (lo, hi) == pytest.approx(tuple(np.percentile(estimates, [2.5, 97.5])))
+    codes = np.repeat(np.arange(40), 2)
+    pt = rng.integers(1, 6, 80)
+    ft = rng.integers(1, 6, 80)
+    out = relevance(codes, pt, ft, 40)
+    diffs = (ft - pt).reshape(40, 2).mean(axis=1)
+    ci = stats.ttest_1samp(diffs, 0).confidence_interval(0.95)
+    assert out["difference"] == pytest.approx(diffs.mean())
+    assert out["difference_ci95"] == pytest.approx(list(mean_interval(diffs)))
+    # never narrower than the t-interval on the same differences
+    assert out["difference_ci95"][0] <= ci.low + 1e-12 and out["difference_ci95"][1] >= ci.high - 1e-12
+    assert out["improvement"] == pytest.approx(diffs.mean() / pt.reshape(40, 2).mean(axis=1).mean())
+
+
+def test_recoding_the_scale_keeps_the_difference_but_not_the_improvement():
+    codes = np.arange(6)
+    pt = np.array([2, 3, 2, 1, 3, 2])
+    ft = np.array([3, 4, 4, 2, 3, 4])
+    one_to_five = relevance(codes, pt, ft, 6)
+    zero_to_four = relevance(codes, pt - 1, ft - 1, 6)
+    assert one_to_five["difference"] == pytest.approx(zero_to_four["difference"])
+    assert one_to_five["difference_ci95"] == pytest.approx(zero_to_four["difference_ci95"])
+    assert zero_to_four["improvement"] > 1.5 * one_to_five["improvement"]
 
 
 def test_relevance_with_all_equal_scores_has_zero_improvement_and_no_wilcoxon():
@@ -226,24 +240,44 @@ def test_cost_per_request():
     assert out["per_request_usd"] == pytest.approx(2.0 * 3.6 / 3600)
 
 
+def _even(n):
+    return campaign_coverage(["sentiment"] * n, np.ones(n, dtype=np.int64), {"sentiment": "Is it right?"})
+
+
+def _rel(**figures):
+    base = {
+        "difference": 0.5,
+        "difference_ci95": [0.2, 0.8],
+        "permutation_p": 0.001,
+        "improvement": 0.2,
+        "ci95": [0.08, 0.32],
+        "n_prompts": 50,
+    }
+    return {**base, **figures}
+
+
 def test_relevance_claim_is_refused_when_the_ci_includes_zero():
-    rel = {"improvement": 0.05, "ci95": [-0.02, 0.1], "n_prompts": 50}
-    claim = relevance_claim(rel, "3 ratings each")
-    assert claim["refused"] and "includes 0" in claim["reason"]
+    claim = relevance_claim(
+        _rel(difference_ci95=[-0.1, 0.6], permutation_p=0.2), _even(50), "1 rating each", 2
+    )
+    assert claim["refused"] and "includes 0" in claim["reason"] and "p = 0.2" in claim["reason"]
 
 
 def test_relevance_claim_is_refused_for_too_few_prompts():
-    rel = {"improvement": 0.5, "ci95": [0.2, 0.8], "n_prompts": 4}
-    assert relevance_claim(rel, "3 ratings each")["refused"]
+    claim = relevance_claim(_rel(n_prompts=4), _even(4), "1 rating each", 1)
+    assert claim["refused"] and "only 4 prompts" in claim["reason"]
 
 
-def test_relevance_claim_reads_with_ci_and_n():
-    rel = {"improvement": 0.85, "ci95": [0.6, 1.1], "n_prompts": 100}
-    claim = relevance_claim(rel, "3 ratings each")
+def test_relevance_claim_reads_with_difference_ci_test_coverage_and_raters():
+    claim = relevance_claim(_rel(difference=0.85, difference_ci95=[0.6, 1.1]), _even(50), "1 rating each", 2)
     assert not claim["refused"]
     assert claim["text"] == (
-        "Fine-tuned answers were rated 85% more relevant than pre-trained answers "
-        "(95% CI 60–110%, 100 prompts, 3 ratings each)."
+        "Fine-tuned answers scored 0.85 points higher than pre-trained answers on the raters' 1–5 quality "
+        "score (1 = poor … 5 = excellent) for the question “Is it right?” (95% CI +0.60 to +1.10 points, "
+        "paired permutation p = 0.001; 50 prompts: 50 of 50 prompts rated (100%): sentiment 50 of 50 "
+        "(every task covered); 1 rating each; 2 annotators). Relative to the pre-trained mean that is "
+        "+20% (95% CI +8% to +32%), a scale-dependent figure: the same ratings coded 0–4 would give "
+        "another percentage."
     )
 
 
@@ -403,10 +437,34 @@ def test_identity_leaks_count_per_role_and_list_prompt_role_phrase():
 def test_identity_literal_prefilter_never_hides_a_regex_match():
     # every phrase the regexes can match, in odd cases and spacings, inside filler text
     fragments = [
-        "As An AI", "as a artificial intelligence assistant", "LANGUAGE MODELS", "llms", "ai Chatbot",
-        "Built By", "finetuning", "Fine Tuned", "open ai", "Chat GPT", "gpt-4.5", "GPT3", "smollm2",
-        "HuggingFace", "TINYLLAMA", "claude", "DeepMind", "bard", "QWEN", "meta ai", "Mistral",
-        "ai", "said", "tuned", "model", "face", "gp", "open",
+        "As An AI",
+        "as a artificial intelligence assistant",
+        "LANGUAGE MODELS",
+        "llms",
+        "ai Chatbot",
+        "Built By",
+        "finetuning",
+        "Fine Tuned",
+        "open ai",
+        "Chat GPT",
+        "gpt-4.5",
+        "GPT3",
+        "smollm2",
+        "HuggingFace",
+        "TINYLLAMA",
+        "claude",
+        "DeepMind",
+        "bard",
+        "QWEN",
+        "meta ai",
+        "Mistral",
+        "ai",
+        "said",
+        "tuned",
+        "model",
+        "face",
+        "gp",
+        "open",
     ]
     rng = np.random.default_rng(11)
     for _ in range(400):

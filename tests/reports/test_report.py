@@ -74,8 +74,10 @@ def test_relevance_matches_hand_computation(report):
     assert lo <= rel["improvement"] <= hi
 
 
-def test_bootstrap_ci_is_the_same_on_every_run(hand, report):
-    assert campaign_report(hand.campaign)["relevance"]["ci95"] == report["relevance"]["ci95"]
+def test_intervals_and_tests_are_the_same_on_every_run(hand, report):
+    again = campaign_report(hand.campaign)["relevance"]
+    for key in ("ci95", "difference_ci95", "permutation_p", "wilcoxon_p"):
+        assert again[key] == report["relevance"][key]
 
 
 def test_win_rate_counts_ratings(report):
@@ -190,8 +192,8 @@ def test_per_annotator_table_uses_pseudonyms(hand, report):
 
 
 def test_claims_refuse_with_reasons_when_the_sample_is_small(report):
-    relevance = next(c for c in report["claims"] if c["metric"] == "relevance.improvement")
-    assert relevance["refused"] and "4 prompts" in relevance["reason"]
+    relevance = next(c for c in report["claims"] if c["metric"] == "relevance.difference")
+    assert relevance["refused"] and "only 4 prompts" in relevance["reason"]
 
 
 def test_empty_campaign_still_reports_with_reasons(db):

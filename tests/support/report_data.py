@@ -75,7 +75,13 @@ class HandCampaign:
 
 
 def build_hand_campaign(
-    *, ratings=RATINGS, prompts=PROMPTS, with_training: bool = True, name: str = "hand"
+    *,
+    ratings=RATINGS,
+    prompts=PROMPTS,
+    with_training: bool = True,
+    name: str = "hand",
+    n_annotators: int = 3,
+    task_questions: dict | None = None,
 ) -> HandCampaign:
     from annotations.models import Assignment, Campaign, Pair, Rating, User
     from generation.models import Answer, Dataset, FinetuneRun, GenerationJob, ModelLoadAttempt, Prompt
@@ -97,11 +103,11 @@ def build_hand_campaign(
     ModelLoadAttempt.objects.create(job=job, kind="base", target="tiny", success=True)
     ModelLoadAttempt.objects.create(job=job, kind="adapter", target="adapter", success=False, error="missing")
     ModelLoadAttempt.objects.create(job=job, kind="adapter", target="adapter", success=True)
-    campaign = Campaign.objects.create(name=name, job=job, overlap=3)
+    campaign = Campaign.objects.create(name=name, job=job, overlap=3, task_questions=task_questions or {})
     annotators = [
         # no password: hashing one costs a second per user and these raters never log in
         User.objects.create(username=f"{name}-rater{i}", role="annotator")
-        for i in range(3)
+        for i in range(n_annotators)
     ]
     hc = HandCampaign(campaign=campaign, job=job, annotators=annotators)
     for i, (external_id, task, label, pt_text, ft_text) in enumerate(prompts):
@@ -142,3 +148,18 @@ def build_hand_campaign(
             )
         )
     return hc
+
+
+def generated_prompts(
+    counts: dict[str, int], *, pt_text: str = "answer a", ft_text: str = "answer b"
+) -> list:
+    """Prompt rows for `build_hand_campaign`: ``counts`` prompts per task, ids ``<task>-<i>``, no label."""
+    return [(f"{task}-{i}", task, "", pt_text, ft_text) for task, n in counts.items() for i in range(n)]
+
+
+def one_rater_rows(prompt_ids, pt: int, ft: int, *, pt_ok=None, ft_ok=None, sides=("left", "right")) -> list:
+    """Rating rows for `build_hand_campaign`: one rating per prompt by rater 0, sides alternating."""
+    return [
+        (external_id, 0, sides[i % len(sides)], pt, ft, pt_ok, ft_ok, "tie")
+        for i, external_id in enumerate(prompt_ids)
+    ]
