@@ -17,6 +17,9 @@ TESTING = "pytest" in sys.modules
 if TESTING:
     os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
     os.environ.setdefault("EVALSITE_VAR_DIR", tempfile.mkdtemp(prefix="evalsite-test-var-"))
+    # tests hand the services made-up model paths (/models/base) and pytest's tmp folders; the tests of
+    # path confinement set their own roots. Worker processes started by tests inherit this.
+    os.environ.setdefault("EVALSITE_MODEL_ROOTS", os.sep)
 VAR_DIR = Path(os.environ.get("EVALSITE_VAR_DIR", BASE_DIR / "var"))
 
 
@@ -62,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ works offline
     "generation",
     "generation.worker",
     "annotations",
@@ -111,8 +115,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"].update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
 
 AUTH_USER_MODEL = "annotations.User"
+# Django's full set, applied wherever a password is set (admin forms, `create_user`, `changepassword`)
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -155,8 +163,8 @@ LOGIN_RATE_LIMIT_WINDOW_SECONDS = envint("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 15 *
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "evalsite.auth.SessionAuthentication",  # a bad or expired token: 401; no credentials: 403
+        "evalsite.auth.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -167,7 +175,15 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "evalsite API",
     "DESCRIPTION": "Blind pairwise evaluation of a fine-tuned model against its pre-trained base.",
     "VERSION": "0.1.0",
+    # Swagger UI from the drf-spectacular-sidecar package, not a CDN (evalsite/urls.py: ApiDocsView)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},  # no call to an online validator
 }
+# API tokens stop working this long after they were issued (401); 0 = never. A token is also replaced
+# when its user's password or role changes, and by `api_token NAME --rotate`.
+API_TOKEN_LIFETIME_SECONDS = envint("API_TOKEN_LIFETIME_SECONDS", 0)
 
 # Celery. The default broker is kombu's filesystem transport: real worker processes, no server.
 BROKER_DIR = VAR_DIR / "broker"
@@ -223,13 +239,38 @@ if CACHE_URL:
 
 GPU_HOUR_PRICE_USD = envfloat("GPU_HOUR_PRICE_USD", 2.0)
 EVALSITE_MODEL_DIR = Path(os.environ.get("EVALSITE_MODEL_DIR") or VAR_DIR / "models")
+# The only folders workers read models and adapters from and write fine-tuning output to (comma-separated;
+# generation/paths.py). Hub ids are not paths and are not affected.
+EVALSITE_MODEL_ROOTS = envlist("EVALSITE_MODEL_ROOTS", [str(VAR_DIR), str(BASE_DIR / "demo" / "adapter")])
 ASSIGNMENT_LOCK_SECONDS = envint("ASSIGNMENT_LOCK_SECONDS", 15 * 60)
 # a running fine-tuning run whose worker has not written a heartbeat for this long is marked failed
 FINETUNE_STALE_SECONDS = envint("FINETUNE_STALE_SECONDS", 30 * 60)
+# prompts per role a job's first chunk answers one at a time, after its batches, to measure what one
+# request waits for (time to first token, to the full answer); 0 turns it off
+SERVING_SAMPLE_PER_ROLE = envint("SERVING_SAMPLE_PER_ROLE", 8)
+# Worker liveness (generation/worker/heartbeat.py writes, generation/workers.py reads): every worker
+# writes a heartbeat this often, and one not heard from for WORKER_LIVENESS_SECONDS counts as gone.
+WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5.0)
+WORKER_LIVENESS_SECONDS = envfloat("WORKER_LIVENESS_SECONDS", 30.0)
+if not 0 < 2 * WORKER_HEARTBEAT_SECONDS <= WORKER_LIVENESS_SECONDS:
+    raise ImproperlyConfigured("WORKER_LIVENESS_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS > 0")
 
+# Logs: warnings from every library, and evalsite's own lines (one per job, chunk and run state change,
+# with ids, from web and worker) at INFO; LOG_LEVEL sets both. LOG_FORMAT=json: one JSON object per line
+# (evalsite/logformat.py; the Celery worker and gunicorn use it too).
+LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+_LOG_LEVEL = (os.environ.get("LOG_LEVEL") or "").strip().upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "formatters": {
+        "evalsite": {"()": "evalsite.logformat.JsonFormatter"}
+        if LOG_FORMAT == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "evalsite"}},
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL or "WARNING"},
+    "loggers": {"generation": {"level": _LOG_LEVEL or "INFO"}},
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from django.conf import settings as django_settings
@@ -32,7 +33,10 @@ from .models import (
     ModelSpec,
     Prompt,
 )
+from .paths import check_model_paths, inside_roots
 from .publishing import RUN_CHUNK, publish_on_commit
+
+logger = logging.getLogger(__name__)
 
 
 class JobInputError(ConfigError):
@@ -107,6 +111,8 @@ def finetune_run_for_adapter(adapter_path: str) -> FinetuneRun | None:
     )
     if run is not None:
         return run
+    if not inside_roots(folder):  # a crafted training.json elsewhere must not become a run's figures
+        return None
     try:
         metrics = json.loads((folder / "training.json").read_text())
     except (OSError, ValueError):
@@ -139,6 +145,15 @@ def finished_lora_run(run_id: int, *, adapter_path: str = "") -> FinetuneRun:
     if adapter_path and Path(adapter_path).expanduser().resolve() != folder:
         raise JobInputError("adapter_path", f"differs from the output folder of run {run_id}")
     return run
+
+
+def check_job_paths(*, base_model: str, gguf_file: str = "", adapter_path: str = "") -> None:
+    """JobInputError ("not allowed", nothing about what is there) for a local model, GGUF file or
+    adapter outside EVALSITE_MODEL_ROOTS (generation.paths); hub ids pass."""
+    try:
+        check_model_paths(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
+    except ConfigError as exc:
+        raise JobInputError(exc.field, exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +191,7 @@ def job_create(
     settings = dataclasses.replace(settings, chunk_prompts=settings.chunk_prompts or chunk_prompts())
     gguf_file = (gguf_file or "").strip()
     adapter_path = (adapter_path or "").strip()
+    check_job_paths(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
     with transaction.atomic():
         pretrained = model_spec_get_or_create(base_model=base_model, gguf_file=gguf_file)
         finetuned = model_spec_get_or_create(
@@ -253,7 +269,14 @@ def job_submit(
             finetune_run_id=finetune_run_id,
         )
         job_queue(job)
-    return jobs_for_display().get(pk=job.pk)
+    job = jobs_for_display().get(pk=job.pk)
+    logger.log(
+        logging.WARNING if job.failure_kind else logging.INFO,
+        "job %s %s: %s answers of dataset %r%s", job.pk, job.status, job.total, job.dataset.name,
+        f" ({job.failure_kind}: {job.error})" if job.failure_kind else "",
+        extra={"job_id": job.pk, "status": job.status, "failure_kind": job.failure_kind},
+    )  # fmt: skip
+    return job
 
 
 def job_submit_again(*, job: GenerationJob, created_by: AbstractBaseUser | None = None) -> GenerationJob:
@@ -283,7 +306,11 @@ def job_submit_again(*, job: GenerationJob, created_by: AbstractBaseUser | None 
 
 def job_fail(*, job_id: int, error: str, kind: FailureKind) -> bool:
     """Mark a job failed unless it has already finished. True when this call made the change."""
-    return GenerationJob.fail_unless_finished(job_id, error=error, kind=kind)
+    changed = GenerationJob.fail_unless_finished(job_id, error=error, kind=kind)
+    if changed:
+        extra = {"job_id": job_id, "status": JobStatus.FAILED, "failure_kind": kind}
+        logger.warning("job %s failed (%s): %s", job_id, kind, error, extra=extra)
+    return changed
 
 
 def job_cancel(*, job: GenerationJob) -> bool:
@@ -292,4 +319,6 @@ def job_cancel(*, job: GenerationJob) -> bool:
         status=JobStatus.CANCELLED, finished_at=timezone.now()
     )
     job.refresh_from_db()
+    if updated:
+        logger.info("job %s cancelled", job.pk, extra={"job_id": job.pk, "status": JobStatus.CANCELLED})
     return updated == 1

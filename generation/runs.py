@@ -20,9 +20,10 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .configs import FinetuneConfig
+from .configs import ConfigError, FinetuneConfig
 from .jobs import JobInputError, dataset_get
 from .models import ACTIVE_STATUSES, Dataset, FailureKind, FinetuneRun, JobStatus, Prompt
+from .paths import check_model_paths, check_output_folder
 from .publishing import RUN_FINETUNE, publish_on_commit
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ def runs_for_display() -> QuerySet[FinetuneRun]:
 # Creating and submitting
 
 
-def finetune_run_check(*, dataset: Dataset, base_model: str, output_dir: str) -> tuple[str, Path]:
+def finetune_run_check(
+    *, dataset: Dataset, base_model: str, output_dir: str, gguf_file: str = ""
+) -> tuple[str, Path]:
     """(base model, output folder) after the checks every way of queueing a run shares; JobInputError."""
     base_model = (base_model or "").strip()
     if not base_model:
@@ -52,9 +55,12 @@ def finetune_run_check(*, dataset: Dataset, base_model: str, output_dir: str) ->
     output_dir = (output_dir or "").strip()
     if not output_dir:
         raise JobInputError("output_dir", "required")
+    try:  # inside EVALSITE_MODEL_ROOTS, new or empty: a run never writes over files it did not make
+        check_model_paths(base_model=base_model, gguf_file=gguf_file)
+        check_output_folder(output_dir)
+    except ConfigError as exc:
+        raise JobInputError(exc.field, exc.message) from None
     output = Path(output_dir).expanduser()
-    if output.exists() and not output.is_dir():
-        raise JobInputError("output_dir", f"{output_dir} exists and is not a folder")
     if not Prompt.objects.filter(dataset=dataset).exclude(reference="").exists():
         raise JobInputError(
             "dataset", f'dataset "{dataset.name}" has no prompt with a reference answer to train on'
@@ -84,7 +90,9 @@ def finetune_run_create(
     if not isinstance(dataset, Dataset):
         dataset = dataset_get(dataset)
     config = config or FinetuneConfig()
-    base_model, output = finetune_run_check(dataset=dataset, base_model=base_model, output_dir=output_dir)
+    base_model, output = finetune_run_check(
+        dataset=dataset, base_model=base_model, output_dir=output_dir, gguf_file=gguf_file
+    )
     return FinetuneRun.objects.create(
         dataset=dataset,
         base_model=base_model,
@@ -127,7 +135,12 @@ def finetune_run_submit(
             created_by=created_by,
         )
         finetune_run_queue(run)
-    return runs_for_display().get(pk=run.pk)
+    run = runs_for_display().get(pk=run.pk)
+    extra = {"run_id": run.pk, "status": run.status, "failure_kind": run.failure_kind}
+    why = f" ({run.failure_kind}: {run.error})" if run.failure_kind else ""
+    level = logging.WARNING if run.failure_kind else logging.INFO
+    logger.log(level, "fine-tuning run %s %s%s", run.pk, run.status, why, extra=extra)
+    return run
 
 
 def finetune_run_submit_again(*, run: FinetuneRun, created_by: AbstractBaseUser | None = None) -> FinetuneRun:
@@ -155,6 +168,9 @@ def finetune_run_claim(*, run_id: int, worker: str) -> bool:
     claimed = FinetuneRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, worker=worker[:200], started_at=now, heartbeat_at=now, error=""
     )
+    if claimed:
+        extra = {"run_id": run_id, "status": JobStatus.RUNNING, "worker": worker}
+        logger.info("fine-tuning run %s running on %s", run_id, worker, extra=extra)
     return claimed == 1
 
 
@@ -164,7 +180,11 @@ def finetune_run_heartbeat(run_id: int) -> None:
 
 def finetune_run_fail(*, run_id: int, error: str, kind: FailureKind) -> bool:
     """Mark a run failed unless it has already finished. True when this call made the change."""
-    return FinetuneRun.fail_unless_finished(run_id, error=error, kind=kind)
+    changed = FinetuneRun.fail_unless_finished(run_id, error=error, kind=kind)
+    if changed:
+        extra = {"run_id": run_id, "status": JobStatus.FAILED, "failure_kind": kind}
+        logger.warning("fine-tuning run %s failed (%s): %s", run_id, kind, error, extra=extra)
+    return changed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +212,8 @@ def finetune_runs_fail_stale(*, now: datetime | None = None) -> list[int]:
             finished_at=now,
         )
         if updated:
-            logger.warning("fine-tuning run %s: worker lost, marked failed", run_id)
+            extra = {"run_id": run_id, "status": JobStatus.FAILED, "failure_kind": FailureKind.WORKER_LOST}
+            logger.warning("fine-tuning run %s: worker lost, marked failed", run_id, extra=extra)
             failed.append(run_id)
     return failed
 

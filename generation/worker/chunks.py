@@ -44,6 +44,7 @@ from generation.models import (
 
 from .role_models import load_role_models
 from .runtime import WorkerRuntime, current_runtime
+from .serving import serving_measure
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def chunk_run(*, chunk_id: int, retries: int = 0, runtime: WorkerRuntime | None 
     if finished_as == JobStatus.CANCELLED:
         chunk_finish(chunk.pk, job.pk, JobStatus.CANCELLED, "job cancelled")
         return
+    if chunk.index == 0:  # the job's serving latency, once, on a warm model (generation/worker/serving.py)
+        serving_measure(runtime=runtime, job=job)
     chunk_finish(chunk.pk, job.pk, JobStatus.SUCCEEDED)
 
 
@@ -136,9 +139,12 @@ def chunk_claim(chunk_id: int, worker: str, retries: int = 0) -> tuple[Generatio
                 "job %s chunk %s: attempt %s by %s did not finish; %s takes it over (attempt %s of %s)",
                 job.pk, chunk.index, chunk.attempts, chunk.worker, worker, chunk.attempts + 1, limit,
             )  # fmt: skip
-        GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        if GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.RUNNING, started_at=now
-        )
+        ):
+            extra = {"job_id": job.pk, "status": JobStatus.RUNNING, "worker": worker}
+            logger.info("job %s running", job.pk, extra=extra)
+        logger.debug("job %s chunk %s claimed by %s", job.pk, chunk.index, worker, extra={"job_id": job.pk})
         GenerationChunk.objects.filter(pk=chunk.pk).update(
             status=JobStatus.RUNNING, worker=worker, attempts=F("attempts") + 1, started_at=now
         )
@@ -204,9 +210,11 @@ def _job_status(job_id: int) -> str | None:
 
 def chunk_finish(chunk_id: int, job_id: int, status: str, error: str = "", *, kind: str = "") -> None:
     """Mark the chunk finished (once: a conditional UPDATE), then finish the job if it was the last."""
-    GenerationChunk.objects.filter(pk=chunk_id, finished_at__isnull=True).update(
+    if GenerationChunk.objects.filter(pk=chunk_id, finished_at__isnull=True).update(
         status=status, error=" ".join(error.split())[:5000], failure_kind=kind, finished_at=timezone.now()
-    )
+    ):
+        extra = {"job_id": job_id, "chunk_id": chunk_id, "status": status}
+        logger.info("job %s chunk id=%s %s", job_id, chunk_id, status, extra=extra)
     job_finish_if_done(job_id=job_id)
 
 
@@ -237,4 +245,9 @@ def job_finish_if_done(*, job_id: int) -> str | None:
     updated = GenerationJob.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
         status=status, error=error[:10000], failure_kind=kind, finished_at=timezone.now()
     )
+    if updated:
+        extra = {"job_id": job_id, "status": status, "failure_kind": kind}
+        level = logging.INFO if status == JobStatus.SUCCEEDED else logging.WARNING
+        logger.log(level, "job %s %s: %s/%s answers%s", job_id, status, done, job.total,
+                   f" ({kind}: {error})" if kind else "", extra=extra)  # fmt: skip
     return status if updated else None

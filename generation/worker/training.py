@@ -39,6 +39,7 @@ from generation.ml.finetune import (
 from generation.ml.loading import use_offline_hub
 from generation.ml.modeling import BaseModelRef, ModelLoadError, load_base_model, resolve_base
 from generation.models import Dataset, FailureKind, FinetuneRun, JobStatus, Prompt
+from generation.paths import check_output_folder
 from generation.jobs import JobInputError
 from generation.runs import (
     HEARTBEAT_EVERY_SECONDS,
@@ -127,6 +128,8 @@ def finetune_run_execute(
         status=JobStatus.SUCCEEDED, failure_kind="", metrics=metrics, finished_at=timezone.now()
     )
     run.refresh_from_db()
+    logger.info("fine-tuning run %s succeeded: best epoch %s of %s", run.pk, metrics.get("best_epoch"),
+                metrics.get("epochs_run"), extra={"run_id": run.pk, "status": run.status})  # fmt: skip
     return run
 
 
@@ -165,8 +168,10 @@ def prepare_training(
 ) -> TrainingInputs:
     """The prompts, the loaded model and the train/validation examples; FinetuneError or
     ModelLoadError, having written nothing, when the inputs cannot be used."""
-    if output.exists() and not output.is_dir():
-        raise FinetuneError(f"--output {output} exists and is not a folder")
+    try:  # inside EVALSITE_MODEL_ROOTS and new or empty, checked again when the files are moved in
+        check_output_folder(str(output))
+    except ConfigError as exc:
+        raise FinetuneError(f"--output: {exc.message}") from None
     dataset, prompts = load_training_prompts(dataset_name)
     if config.max_examples is not None:
         prompts = prompts[: config.max_examples]
@@ -214,7 +219,9 @@ def _mark_running(
     if worker or run is None:
         fields["worker"] = (worker or worker_name())[:200]
     if run is None:
-        return FinetuneRun.objects.create(**fields)
+        run = FinetuneRun.objects.create(**fields)
+        logger.info("fine-tuning run %s running inline on %s", run.pk, run.worker, extra={"run_id": run.pk})
+        return run
     FinetuneRun.objects.filter(pk=run.pk).update(**fields)
     return run
 
@@ -299,9 +306,13 @@ def _train_into(
 
 
 def _publish(stage: Path, output: Path, metrics: dict[str, Any]) -> None:
-    """Write training.json into the staging folder, then move every file into `output`."""
+    """Write training.json into the staging folder, then move every file into `output`, which must
+    still be new or empty: files that appeared there while the run trained are never replaced (the run
+    fails instead, and its staging folder is removed)."""
     write_json(stage / TRAINING_JSON, metrics)
     output.mkdir(parents=True, exist_ok=True)
+    if next(output.iterdir(), None) is not None:
+        raise FinetuneError(f"--output {output} is no longer empty: nothing was overwritten")
     for item in sorted(stage.iterdir()):
         os.replace(item, output / item.name)
     stage.rmdir()
@@ -318,3 +329,5 @@ def _record_failure(run: FinetuneRun, exc: BaseException) -> None:
         metrics={**progress, "status": "failed", "error": error},
         finished_at=timezone.now(),
     )
+    extra = {"run_id": run.pk, "status": JobStatus.FAILED, "failure_kind": FailureKind.ERROR}
+    logger.warning("fine-tuning run %s failed (error): %s", run.pk, error, extra=extra)
