@@ -101,7 +101,18 @@ class Campaign(models.Model):
         'correctly?"}; tasks left out use the built-in wording',
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    # Correctness verdicts start empty and must be given; "not sure" (stored as null) is offered only
+    # where the campaign allows it. Campaigns made before this field existed allowed it.
+    allow_not_sure = models.BooleanField(
+        default=False, help_text='offer "not sure" as a correctness verdict (else correct or incorrect is required)'
+    )
+    # Training rounds: after rating a gold pair the annotator is shown its known verdict.
+    gold_feedback = models.BooleanField(
+        default=False, help_text="after a gold pair is rated, show the annotator its known verdict"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    # when the guidelines last changed: the rating page opens them on a first visit and after a change
+    guidelines_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_positive")]
@@ -109,6 +120,21 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        """Save, stamping `guidelines_updated_at` whenever the guidelines text is new or changed."""
+        if self.guidelines:
+            before = None
+            if not self._state.adding:
+                before = type(self)._default_manager.filter(pk=self.pk).values_list("guidelines", flat=True).first()
+            if before != self.guidelines:
+                from django.utils import timezone
+
+                self.guidelines_updated_at = timezone.now()
+                update_fields = kwargs.get("update_fields")
+                if update_fields is not None and "guidelines" in update_fields:
+                    kwargs["update_fields"] = {*update_fields, "guidelines_updated_at"}
+        super().save(*args, **kwargs)
 
     def question_for(self, task: str) -> str:
         questions = self.task_questions if isinstance(self.task_questions, dict) else {}
@@ -192,8 +218,9 @@ class Rating(models.Model):
     preference = models.CharField(max_length=10, choices=Preference.choices)
     comment = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True)  # when the pair was first rated
     updated_at = models.DateTimeField(auto_now=True)
+    revision = models.PositiveIntegerField(default=1)  # the number of the RatingRevision this row equals
 
     class Meta:
         constraints = [
@@ -204,3 +231,25 @@ class Rating(models.Model):
                 condition=Q(score_right__gte=1, score_right__lte=5), name="rating_score_right_1_5"
             ),
         ]
+
+
+class RatingRevision(models.Model):
+    """Every version of a rating, the current one included: one row per post of the form or API.
+    `duration_ms` is that visit's time alone; `rated_at` when it was posted."""
+
+    rating = models.ForeignKey(Rating, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    score_left = models.PositiveSmallIntegerField()
+    score_right = models.PositiveSmallIntegerField()
+    correct_left = models.BooleanField(null=True, blank=True)
+    correct_right = models.BooleanField(null=True, blank=True)
+    preference = models.CharField(max_length=10, choices=Preference.choices)
+    comment = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    rated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rating", "number"], name="rating_revision_unique_number")
+        ]
+        ordering = ["rating_id", "number"]

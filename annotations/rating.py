@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .errors import CampaignClosed, PairFull
-from .models import Assignment, Campaign, Pair, Rating, User
+from .models import Assignment, Campaign, Pair, Rating, RatingRevision, User
 
 # Time on a pair. One visit (one post of the form or API) may report at most MAX_VISIT_MS: beyond that the
 # page sat open and the figure says nothing about rating. A rating keeps the sum over its visits, capped at
@@ -34,7 +34,8 @@ def rating_submit(
     PairFull when a first rating would take the pair past its overlap (the annotator's lock had expired
     and the slot went to others). `duration_ms` is one visit's time (callers refuse more than MAX_VISIT_MS);
     a later post's is added to the earlier ones: the rating keeps the total time spent on the pair, capped
-    at MAX_TOTAL_MS. Locks the assignment and its pair.
+    at MAX_TOTAL_MS. Every post also appends a RatingRevision (the version and that visit's time), so an
+    edit keeps what it replaced. Locks the assignment and its pair.
     """
     with transaction.atomic():
         assignment = (
@@ -62,7 +63,9 @@ def rating_submit(
                 setattr(rating, name, value)
             if duration_ms is not None:
                 rating.duration_ms = min((rating.duration_ms or 0) + duration_ms, MAX_TOTAL_MS)
+            rating.revision += 1
             rating.save()
+            _keep_revision(rating, fields, duration_ms)
             return rating, False
 
         Pair.objects.select_for_update().filter(pk=assignment.pair_id).first()
@@ -72,8 +75,20 @@ def rating_submit(
         if duration_ms is not None:
             duration_ms = min(duration_ms, MAX_TOTAL_MS)
         rating = Rating.objects.create(assignment=assignment, duration_ms=duration_ms, **fields)
+        _keep_revision(rating, fields, duration_ms)
         assignment.completed_at = timezone.now()
         assignment.skipped_at = None
         assignment.locked_until = None
         assignment.save(update_fields=["completed_at", "skipped_at", "locked_until"])
         return rating, True
+
+
+def _keep_revision(rating: Rating, fields: dict, duration_ms: int | None) -> None:
+    """Append the version just saved as revision `rating.revision`, with this visit's time alone."""
+    RatingRevision.objects.create(
+        rating=rating,
+        number=rating.revision,
+        duration_ms=None if duration_ms is None else min(duration_ms, MAX_TOTAL_MS),
+        rated_at=rating.updated_at,
+        **fields,
+    )
