@@ -16,9 +16,11 @@ fine-tuning effect on the fine-tuned one, rater leniency on both, rater taste on
 noise per rating) rounded and clipped to 1-5. Null campaigns have no fine-tuning effect: both answers
 of a prompt have the same distribution. The truth an interval is judged against is the expected
 figure over new prompts from the same process, scored by the same raters in the same pattern (what
-the report's intervals generalise over); it is estimated from `--truth-copies` re-draws of the
+the headline intervals generalise over); it is estimated from `--truth-copies` re-draws of the
 campaign's prompts and noise, which can only add misses (about +0.1 points at 50 copies). A second
-truth, over new raters too, shows what the intervals do not promise (the `rater_taste` process).
+truth, over new raters too, shows what the headline intervals do not promise (the `rater_taste`
+process), and is the truth of `across_raters`, the interval that counts raters as a sample too, and
+of its claim (`new_raters_claim`): columns `null:raters-claim`, `alt:raters-CI-miss`, `alt:raters-claim`.
 Rates are shares of `--reps` campaigns; their Monte Carlo standard error at 5% is
 sqrt(0.05 × 0.95 / reps) (1.5 points at 200 reps, 0.5 at 2,000).
 """
@@ -47,11 +49,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from reports.statistics.campaign_coverage import campaign_coverage
 from reports.statistics.claims import (
     MIN_PROMPTS_FOR_CLAIM,
+    new_raters_claim,
     ratings_each,
     relevance_claim,
     win_rate_claim,
 )
 from reports.statistics.intervals import wilson_interval
+from reports.statistics.raters import across_raters
 from reports.statistics.relevance import relevance, win_rate
 
 TARGET = 0.06
@@ -193,6 +197,7 @@ def one_campaign(proc: Process, rng: np.random.Generator, n: int, alternative: b
     codes, pt, ft = _scores(proc, rng, prompts, raters, params, n, alternative, 1)
     truth = _figures(*_scores(proc, rng, prompts, raters, params, n, alternative, copies), n * copies)
     rel = relevance(codes, pt, ft, n, wilcoxon=False)  # no claim uses wilcoxon_p (see `relevance`)
+    rel["across_raters"] = across_raters(codes, raters, pt, ft, n)
     win = win_rate(pt, ft, codes, n)
     counts = np.bincount(codes, minlength=n)
     coverage = campaign_coverage(["task"] * n, counts, QUESTION)
@@ -201,9 +206,10 @@ def one_campaign(proc: Process, rng: np.random.Generator, n: int, alternative: b
     return {
         "truth": truth,
         "difference": rel["difference"],
-        "cis": (rel["difference_ci95"], rel["ci95"], win["by_prompt"]["ci95"]),
+        "cis": (rel["difference_ci95"], rel["ci95"], win["by_prompt"]["ci95"], rel["across_raters"]["ci95"]),
         "claim": not rel_claim["refused"],
         "claim_win": not win_claim["refused"],
+        "claim_new_raters": not new_raters_claim(rel, coverage)["refused"],
     }
 
 
@@ -234,7 +240,9 @@ def run_cell(task: tuple[Process, int, bool, int, int, int]) -> dict[str, Any]:
         "miss_improvement": _miss_rate(results, 1, [r["truth"][1] for r in results]),
         "miss_win_share": _miss_rate(results, 2, [r["truth"][2] for r in results]),
         "miss_difference_new_raters": _miss_rate(results, 0, [population[0]] * reps),
+        "miss_across_raters": _miss_rate(results, 3, [population[0]] * reps),
         "claim_rate": float(np.mean(claims)),
+        "new_raters_claim_rate": float(np.mean([r["claim_new_raters"] for r in results])),
         "win_claim_rate": float(np.mean([r["claim_win"] for r in results])),
         "wrong_direction_claims": float(np.mean(wrong)),
     }
@@ -267,6 +275,9 @@ COLUMNS = (
     ("alt:CI-shown", "alternative", "ci_shown"),
     ("alt:claim", "alternative", "claim_rate"),
     ("alt:miss-new-raters", "alternative", "miss_difference_new_raters"),
+    ("null:raters-claim", "null", "new_raters_claim_rate"),
+    ("alt:raters-CI-miss", "alternative", "miss_across_raters"),
+    ("alt:raters-claim", "alternative", "new_raters_claim_rate"),
 )
 
 
@@ -305,6 +316,10 @@ def _targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ci_miss_difference": _worst(allowed, "miss_difference"),
         "ci_miss_improvement": _worst(allowed, "miss_improvement"),
         "ci_miss_win_share": _worst(allowed, "miss_win_share"),
+        "null_new_raters_claim_rate": _worst(
+            [r for r in allowed if r["hypothesis"] == "null"], "new_raters_claim_rate"
+        ),
+        "ci_miss_across_raters": _worst(allowed, "miss_across_raters"),
         "wrong_direction_claims": _worst(allowed, "wrong_direction_claims"),
     }
     present = [w for w in worst.values() if w is not None]

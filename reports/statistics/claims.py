@@ -92,7 +92,7 @@ def question_phrase(coverage: dict[str, Any]) -> str:
 
 def _scope(coverage: dict[str, Any], ratings_per_prompt: str, n_annotators: int) -> str:
     every = "every task covered" if coverage["even"] else "coverage uneven"
-    raters = f"{n_annotators} annotator{'s' if n_annotators != 1 else ''}"
+    raters = f"scored by this campaign's {n_annotators} annotator{'s' if n_annotators != 1 else ''}"
     return f"{coverage['summary']} ({every}); {ratings_per_prompt}; {raters}"
 
 
@@ -148,6 +148,44 @@ def _disagreement(excludes: bool, p: float | None, interval: str, p_text: str, n
         f"the interval and the test disagree: {interval} {'excludes' if excludes else 'includes'} "
         f"{null} but {p_text} is {'not ' if excludes else ''}below {ALPHA}; a claim needs both"
     )
+
+
+def new_raters_claim(rel: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
+    """Would a new panel of raters see the difference too? Made when the interval over prompts and
+    raters (`relevance.across_raters`) excludes 0 (its t-test agrees by construction); refused, saying
+    why, with few prompts, uneven coverage, one annotator, or an interval that includes 0."""
+    metric = "relevance.across_raters"
+    block = rel.get("across_raters") or {}
+    n = block.get("n_prompts", 0)
+    if block.get("difference") is None:
+        return _refused(metric, block.get("reason", "no prompt has ratings yet"))
+    uneven = _uneven(coverage)
+    if n < MIN_PROMPTS_FOR_CLAIM:
+        return _refused(metric, _reasons(_too_few(n, coverage), uneven))
+    if block.get("ci95") is None:
+        return _refused(metric, _reasons(block.get("reason", "no interval"), uneven))
+    lo, hi = block["ci95"]
+    k = block["n_annotators"]
+    d = block["difference"]
+    p_text = f"two-way cluster t-test p = {_p(block['p'])}, {block['df']} degrees of freedom"
+    text = (
+        f"Counting the raters as a sample too, the difference of {d:+.2f} points has a 95% CI of "
+        f"{lo:+.2f} to {hi:+.2f} points ({p_text}; {n} prompts, {k} annotators): a new panel of raters "
+        f"drawn like this one would likely also see fine-tuned answers score {'higher' if d > 0 else 'lower'}."
+    )
+    if not (lo > 0 or hi < 0):
+        return _refused(
+            metric,
+            _reasons(
+                uneven,
+                f"with {k} annotator{'s' if k != 1 else ''}, the interval that counts raters as a sample "
+                f"({lo:+.2f} to {hi:+.2f} points, {p_text}) includes 0: raters differ enough that another "
+                "panel might not see the difference; the headline describes this campaign's raters only",
+            ),
+        )
+    if uneven:
+        return _refused(metric, uneven, text)
+    return _made(metric, text)
 
 
 def win_rate_claim(win: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +268,7 @@ def report_claims(report: dict[str, Any]) -> list[dict[str, Any]]:
     coverage = report["coverage"]
     claims = [
         relevance_claim(report["relevance"], coverage, report["ratings_per_prompt"], report["n_annotators"]),
+        new_raters_claim(report["relevance"], coverage),
         win_rate_claim(report["win_rate"], coverage),
     ]
     claims += [accuracy_claim(task, block) for task, block in report["accuracy"].items()]

@@ -84,7 +84,8 @@ def _method(n_resamples: int, seed: int) -> str:
         "signed-rank test on per-prompt differences (scipy defaults, which drop zero differences), shown for "
         "reference; claims use difference_ci95 and permutation_p, which must agree; the intervals "
         "generalise over prompts as this campaign's raters score them: another panel may score "
-        "differently (each annotator's mean difference is in the annotator table)"
+        "differently (each annotator's mean difference is in the annotator table; across_raters gives "
+        "the interval that counts raters as a sample too)"
     )
 
 

@@ -275,7 +275,8 @@ def test_relevance_claim_reads_with_difference_ci_test_coverage_and_raters():
         "Fine-tuned answers scored 0.85 points higher than pre-trained answers on the raters' 1–5 quality "
         "score (1 = poor … 5 = excellent) for the question “Is it right?” (95% CI +0.60 to +1.10 points, "
         "paired permutation p = 0.001; 50 prompts: 50 of 50 prompts rated (100%): sentiment 50 of 50 "
-        "(every task covered); 1 rating each; 2 annotators). Relative to the pre-trained mean that is "
+        "(every task covered); 1 rating each; scored by this campaign's 2 annotators). Relative to the "
+        "pre-trained mean that is "
         "+20% (95% CI +8% to +32%), a scale-dependent figure: the same ratings coded 0–4 would give "
         "another percentage."
     )

@@ -47,9 +47,12 @@ def test_the_summary_flags_a_cell_clearly_above_the_target(bench):
         "process": "x", "n": 30, "hypothesis": "null", "reps": 1000, "claims_allowed": True,
         "panel_null": True, "claim_rate": 0.09, "win_claim_rate": 0.05, "miss_difference": 0.05,
         "miss_improvement": 0.05, "miss_win_share": 0.05, "wrong_direction_claims": 0.0,
+        "new_raters_claim_rate": 0.04, "miss_across_raters": 0.05,
     }  # fmt: skip
     summary = bench._targets([row])
     assert (
         not summary["meets_target"] and summary["worst_where_claims_made"]["null_claim_rate"]["rate"] == 0.09
     )
     assert bench._targets([{**row, "claim_rate": 0.05}])["meets_target"]
+    # the claim that a new panel of raters would agree is held to the same target
+    assert not bench._targets([{**row, "claim_rate": 0.05, "new_raters_claim_rate": 0.09}])["meets_target"]
