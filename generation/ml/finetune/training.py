@@ -224,6 +224,8 @@ def _run_epochs(
         improved = best.update(model, epoch, val_loss)
         metrics["train_loss"].append(round(train_loss, 6))
         metrics["val_loss"].append(round(val_loss, 6))
+        if config.keeps(epoch):
+            _keep_checkpoint(model, tokenizer, config, stage_dir, epoch, val_loss, metrics)
         metrics["epochs_run"] = epoch
         metrics["best_epoch"] = best.epoch
         metrics["best_val_loss"] = round(best.loss, 6)
@@ -240,6 +242,27 @@ def _run_epochs(
         if stop:
             break
     return best
+
+
+CHECKPOINTS_DIR = "epochs"
+
+
+def _keep_checkpoint(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    config: FinetuneConfig,
+    stage_dir: Path,
+    epoch: int,
+    val_loss: float,
+    metrics: Metrics,
+) -> None:
+    """Write this epoch's weights to `epochs/epoch-NNN` (an adapter a job can use like the best one)
+    and list it in training.json's `kept_epochs` with its validation loss."""
+    folder = f"{CHECKPOINTS_DIR}/epoch-{epoch:03d}"
+    save_trained(model, tokenizer, config, stage_dir / folder, base_label=str(metrics.get("base_model", "")))
+    metrics.setdefault("kept_epochs", []).append(
+        {"epoch": epoch, "val_loss": round(val_loss, 6), "train_loss": metrics["train_loss"][-1], "folder": folder}
+    )
 
 
 def _train_epoch(

@@ -61,6 +61,12 @@ class Command(BaseCommand):
         parser.add_argument("--gradient-checkpointing", action="store_true")
         parser.add_argument("--max-examples", type=int, default=None, help="use only the first N prompts")
         parser.add_argument(
+            "--keep-epochs",
+            default="",
+            help="also keep these epochs' weights, e.g. 5,10,25 (folders epochs/epoch-NNN in --output)",
+        )
+        parser.add_argument("--keep-every", type=int, default=None, help="also keep every N-th epoch's weights")
+        parser.add_argument(
             "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
         )
         parser.add_argument(
