@@ -3,12 +3,13 @@ ratings. Admin pages show which answer is which model: only evalsite admins reac
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
-from .models import Assignment, Campaign, Pair, Rating, User
+from .models import Assignment, Campaign, Pair, Rating, RatingRevision, User
 
 
 @admin.register(User)
@@ -40,6 +41,15 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     actions = [close_campaigns, open_campaigns]
     raw_id_fields = ("job",)
+    fields = (
+        "name", "job", "overlap", "status", "guidelines", "task_questions", "allow_not_sure", "gold_feedback",
+    )  # fmt: skip
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None):  # type: ignore[no-untyped-def]
+        """A campaign is opened from a finished job's page (name, overlap, guidelines with a preview,
+        questions per task, gold), where its pairs are made; not from a raw job id and raw JSON here."""
+        messages.info(request, "Open a campaign from a finished job's page: “Open a campaign on this job”.")
+        return HttpResponseRedirect(reverse("job-list") + "?status=succeeded")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return super().get_queryset(request).annotate(_pair_count=Count("pairs"))
@@ -103,6 +113,21 @@ class AssignmentAdmin(admin.ModelAdmin):
     raw_id_fields = ("pair", "annotator")
 
 
+class RatingRevisionInline(admin.TabularInline):
+    """Every version of the rating, the current one included (read-only: history is not edited)."""
+
+    model = RatingRevision
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "number", "score_left", "score_right", "correct_left", "correct_right", "preference", "comment",
+        "duration_ms", "rated_at",
+    )  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Rating)
 class RatingAdmin(admin.ModelAdmin):
     list_display = (
@@ -113,8 +138,13 @@ class RatingAdmin(admin.ModelAdmin):
         "correct_left",
         "correct_right",
         "preference",
+        "comment",
+        "revision",
         "duration_ms",
+        "created_at",
         "updated_at",
     )
     list_filter = ("assignment__pair__campaign", "preference")
+    search_fields = ("comment",)
     raw_id_fields = ("assignment",)
+    inlines = [RatingRevisionInline]

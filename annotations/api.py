@@ -23,6 +23,17 @@ from .models import Assignment, Campaign, Pair, Preference, User
 from .rating import MAX_TOTAL_MS, MAX_VISIT_MS, rating_submit
 
 
+# Correctness verdicts: null (or left out) is "not sure", which only some campaigns accept.
+VERDICT_HELP = (
+    "true = correct, false = incorrect, null = not sure; null (or leaving the field out) is accepted only "
+    'where the campaign allows "not sure", else a 400 naming the field'
+)
+NOT_SURE_REFUSED = (
+    "This campaign needs a verdict of correct (true) or incorrect (false); it does not allow "
+    '"not sure" (null).'
+)
+
+
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
@@ -137,8 +148,12 @@ class AssignmentRatingApi(APIView):
     class InputSerializer(serializers.Serializer):
         score_left = serializers.IntegerField(min_value=1, max_value=5)
         score_right = serializers.IntegerField(min_value=1, max_value=5)
-        correct_left = serializers.BooleanField(allow_null=True, required=False, default=None)
-        correct_right = serializers.BooleanField(allow_null=True, required=False, default=None)
+        correct_left = serializers.BooleanField(
+            allow_null=True, required=False, default=None, help_text=VERDICT_HELP
+        )
+        correct_right = serializers.BooleanField(
+            allow_null=True, required=False, default=None, help_text=VERDICT_HELP
+        )
         preference = serializers.ChoiceField(choices=Preference.choices)
         comment = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)
         duration_ms = serializers.IntegerField(
@@ -150,6 +165,18 @@ class AssignmentRatingApi(APIView):
             help_text=f"milliseconds spent on the pair in this visit (at most {MAX_VISIT_MS}); added to "
             f"the rating's total, which stops at {MAX_TOTAL_MS}",
         )
+
+        def _verdict(self, value: bool | None) -> bool | None:
+            campaign = self.context["campaign"]
+            if value is None and not campaign.allow_not_sure:
+                raise serializers.ValidationError(NOT_SURE_REFUSED)
+            return value
+
+        def validate_correct_left(self, value: bool | None) -> bool | None:
+            return self._verdict(value)
+
+        def validate_correct_right(self, value: bool | None) -> bool | None:
+            return self._verdict(value)
 
     @extend_schema_serializer(component_name="RatingOutput")
     class OutputSerializer(serializers.Serializer):
@@ -178,7 +205,7 @@ class AssignmentRatingApi(APIView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = _annotator_assignment(request, assignment_id)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"campaign": assignment.pair.campaign})
         serializer.is_valid(raise_exception=True)
         try:
             result = rating_submit(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, campaign_admin_views, campaign_list_api, views
 
 urlpatterns = [
     # HTML (annotators)
@@ -25,6 +25,13 @@ urlpatterns = [
         views.AssignmentSkipView.as_view(),
         name="annotate-skip",
     ),
+    # HTML (admins): open a campaign from a finished job
+    path("jobs/<int:pk>/campaign/new/", campaign_admin_views.campaign_new_page, name="campaign-new"),
+    path(
+        "jobs/campaign/guidelines-preview/",
+        campaign_admin_views.guidelines_preview,
+        name="campaign-guidelines-preview",
+    ),
     # API
     path("api/campaigns/<int:campaign_id>/next/", api.CampaignNextApi.as_view(), name="api-campaign-next"),
     path(
@@ -37,4 +44,5 @@ urlpatterns = [
         api.AssignmentSkipApi.as_view(),
         name="api-assignment-skip",
     ),
+    path("api/campaigns/", campaign_list_api.CampaignListApi.as_view(), name="api-campaign-list"),
 ]

@@ -8,9 +8,9 @@ or the assignment's side.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views import View
 
 from evalsite.access import ANNOTATE, RoleRequiredMixin
@@ -22,37 +22,47 @@ from .assignment import (
     assignment_skip,
     blinded_texts,
 )
-from .display import guidelines_html, text_chunks
+from .display import gold_notice, guidelines_html, text_chunks
 from .errors import AnnotationError, CampaignClosed
-from .forms import RatingForm
+from .forms import RatingForm, verdict_choices
 from .models import Assignment, Campaign, Rating
+from .my_ratings import my_ratings, rated_rows, skipped_rows
 from .rating import rating_submit
 
+MY_RATINGS_PER_PAGE = 25
+
 # The keyboard map lives here once: the template shows it and annotate.js reads the data-key attributes.
+# Letter and digit keys only: arrows, Tab, Space and Enter inside controls keep their native meaning.
 SCORE_KEYS = {"left": ["1", "2", "3", "4", "5"], "right": ["q", "w", "e", "r", "t"]}
 CORRECT_KEYS = {"left": ["a", "s", "d"], "right": ["j", "k", "l"]}
+REQUIRED_CHOICES = ("score_left", "score_right", "correct_left", "correct_right", "preference")
 PREFERENCE_OPTIONS = [
-    ("left", "Left is better", "z", "←"),
-    ("tie", "Tie", "x", "↓"),
-    ("right", "Right is better", "c", "→"),
-    ("both_bad", "Both bad", "v", "↑"),
+    ("left", "Left is better", "z"),
+    ("tie", "Tie", "x"),
+    ("right", "Right is better", "c"),
+    ("both_bad", "Both bad", "v"),
 ]
-KEY_HELP = [
-    ("1–5", "score the left answer"),
-    ("q w e r t", "score the right answer (1–5)"),
-    ("a / s / d", "left answer correct / incorrect / not sure"),
-    ("j / k / l", "right answer correct / incorrect / not sure"),
-    ("z or ←", "left is better"),
-    ("x or ↓", "tie"),
-    ("c or →", "right is better"),
-    ("v or ↑", "both bad"),
-    ("i", "write a comment (Esc leaves the comment box)"),
-    ("Enter", "submit (Ctrl+Enter inside the comment box)"),
-    ("n", "skip this pair / back to the current pair"),
-    ("b", "previous rating (edit it)"),
-    ("m", "my ratings"),
-    ("g", "show or hide the guidelines"),
-]
+
+
+def key_help(*, allow_not_sure: bool, guidelines: bool) -> list[tuple[str, str]]:
+    """The shortcut table shown on the page: only keys that do something on it."""
+    verdicts = "correct / incorrect / not sure" if allow_not_sure else "correct / incorrect"
+    keys = "{} / {}" + (" / {}" if allow_not_sure else "")
+    rows = [
+        ("1–5", "score the left answer"),
+        ("q w e r t", "score the right answer (1–5)"),
+        (keys.format(*CORRECT_KEYS["left"]), f"left answer {verdicts}"),
+        (keys.format(*CORRECT_KEYS["right"]), f"right answer {verdicts}"),
+        ("z / x / c / v", "left is better / tie / right is better / both bad"),
+        ("i", "write a comment (Esc leaves the comment box)"),
+        ("Enter", "submit (Ctrl+Enter inside the comment box)"),
+        ("n", "skip this pair / back to the current pair"),
+        ("b", "previous rating (edit it)"),
+        ("m", "my ratings"),
+    ]
+    if guidelines:
+        rows.append(("g", "show or hide the guidelines"))
+    return rows
 
 
 def _raw_value(form: RatingForm, name: str) -> str:
@@ -64,29 +74,26 @@ RadioOption = dict[str, str | bool]
 
 
 def _radio_groups(form: RatingForm) -> dict[str, list[RadioOption]]:
-    """The form's radio buttons with their keyboard keys, each marked checked as the form holds it."""
+    """The form's radio buttons with their keyboard keys, each marked checked as the form holds it.
+    Verdicts start with none checked; "Not sure" is offered only where the campaign allows it."""
     groups: dict[str, list[RadioOption]] = {}
     for side in ("left", "right"):
         chosen = _raw_value(form, f"score_{side}")
         groups[f"score_{side}"] = [
             {"value": str(n), "label": str(n), "key": key, "checked": chosen == str(n)}
-            for n, key in zip(range(1, 6), SCORE_KEYS[side], strict=True)
+            for n, key in zip(range(1, 6), SCORE_KEYS[side], strict=False)
         ]
         chosen = _raw_value(form, f"correct_{side}")
-        if chosen not in ("true", "false"):
-            chosen = ""
         groups[f"correct_{side}"] = [
             {"value": value, "label": label, "key": key, "checked": chosen == value}
             for (value, label), key in zip(
-                [("true", "Correct"), ("false", "Incorrect"), ("", "Not sure")],
-                CORRECT_KEYS[side],
-                strict=True,
+                verdict_choices(form.allow_not_sure), CORRECT_KEYS[side], strict=False
             )
         ]
     chosen = _raw_value(form, "preference")
     groups["preference"] = [
-        {"value": value, "label": label, "key": key, "arrow": arrow, "checked": chosen == value}
-        for value, label, key, arrow in PREFERENCE_OPTIONS
+        {"value": value, "label": label, "key": key, "checked": chosen == value}
+        for value, label, key in PREFERENCE_OPTIONS
     ]
     return groups
 
@@ -125,6 +132,7 @@ def _render_rate(
         campaign=campaign, annotator=request.user, before=assignment if editing else None
     )
     progress = annotator_progress(campaign=campaign, annotator=request.user)
+    guidelines = guidelines_html(campaign.guidelines) if campaign.guidelines.strip() else ""
     context = {
         "campaign": campaign,
         "assignment": assignment,
@@ -142,8 +150,16 @@ def _render_rate(
         "previous": previous,
         "progress": progress,
         "progress_max": max(progress.total, 1),
-        "guidelines": guidelines_html(campaign.guidelines) if campaign.guidelines.strip() else "",
-        "key_help": KEY_HELP,
+        "guidelines": guidelines,
+        # annotate.js opens the guidelines when this browser has not seen this version of them yet
+        "guidelines_version": (
+            campaign.guidelines_updated_at.isoformat() if campaign.guidelines_updated_at else "unversioned"
+        ),
+        "key_help": key_help(allow_not_sure=campaign.allow_not_sure, guidelines=bool(guidelines)),
+        # annotate.js shows these next to a group left empty, before the form is sent
+        "missing_messages": [
+            (name, form.fields[name].error_messages["required"]) for name in REQUIRED_CHOICES
+        ],
     }
     return render(request, "annotations/rate.html", context, status=status)
 
@@ -180,7 +196,7 @@ class CampaignAnnotateView(AnnotatorView):
                 "annotations/done.html",
                 {"campaign": campaign, "progress": progress, "previous": previous},
             )
-        return _render_rate(request, assignment, RatingForm())
+        return _render_rate(request, assignment, RatingForm(allow_not_sure=campaign.allow_not_sure))
 
 
 class AssignmentRateView(AnnotatorView):
@@ -192,15 +208,22 @@ class AssignmentRateView(AnnotatorView):
         if campaign.status != Campaign.Status.OPEN:
             return _render_closed(request, campaign)
         rating = Rating.objects.filter(assignment=assignment).first()
-        if rating is None:
-            # an unrated assignment is only shown through the campaign page, which renews its lock
+        if rating is None and assignment.skipped_at is None:
+            # an open assignment is only shown through the campaign page, which renews its lock
             return redirect("annotate-campaign", campaign_id=campaign.pk)
-        return _render_rate(request, assignment, RatingForm(initial=RatingForm.initial_from_rating(rating)))
+        if rating is None:
+            # a pair they skipped, opened by "Rate now" on My ratings: shown blank (a GET takes no slot);
+            # rating_submit refuses the post if others have filled the pair since
+            return _render_rate(request, assignment, RatingForm(allow_not_sure=campaign.allow_not_sure))
+        form = RatingForm(
+            initial=RatingForm.initial_from_rating(rating), allow_not_sure=campaign.allow_not_sure
+        )
+        return _render_rate(request, assignment, form)
 
     def post(self, request: HttpRequest, assignment_id: int) -> HttpResponse:
         assignment = _assignment_for(request, assignment_id)
         campaign = assignment.pair.campaign
-        form = RatingForm(request.POST)
+        form = RatingForm(request.POST, allow_not_sure=campaign.allow_not_sure)
         if not form.is_valid():
             return _render_rate(request, assignment, form, status=400)
         try:
@@ -214,8 +237,11 @@ class AssignmentRateView(AnnotatorView):
             return redirect("annotate-campaign", campaign_id=campaign.pk)
         if result is None:  # pragma: no cover — _assignment_for already checked the owner
             return redirect("annotate-home")
-        _, created = result
+        rating, created = result
         messages.success(request, "Rating saved." if created else "Rating updated.")
+        if campaign.gold_feedback and assignment.pair.is_gold:
+            # training rounds: the known verdict, in the sides this annotator saw, on the next page
+            messages.info(request, gold_notice(assignment, rating), extra_tags="gold-feedback")
         return redirect("annotate-campaign", campaign_id=campaign.pk)
 
 
@@ -229,35 +255,23 @@ class AssignmentSkipView(AnnotatorView):
 
 
 class MyRatingsView(AnnotatorView):
-    """This annotator's ratings in a campaign, newest first, with edit links while it is open."""
+    """This annotator's ratings in a campaign, latest first, a page at a time, each row one link to edit
+    it while the campaign is open; above them the pairs they skipped, each with "Rate now"."""
 
     def get(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
         campaign = _campaign_for(request, campaign_id)
-        ratings = (
-            Rating.objects.filter(assignment__pair__campaign=campaign, assignment__annotator=request.user)
-            .select_related("assignment__pair__prompt")
-            .order_by("-assignment__completed_at", "-assignment_id")
+        is_open = campaign.status == Campaign.Status.OPEN
+        # a page number that is not one (or past the end) shows the nearest page, never an error
+        page = Paginator(my_ratings(campaign=campaign, annotator=request.user), MY_RATINGS_PER_PAGE).get_page(
+            request.GET.get("page")
         )
-        rows = [
-            {
-                "rating": rating,
-                "prompt": rating.assignment.pair.prompt,
-                "edit_url": reverse("annotate-assignment", args=[rating.assignment_id]),
-            }
-            for rating in ratings
-        ]
-        progress = (
-            annotator_progress(campaign=campaign, annotator=request.user)
-            if (campaign.status == Campaign.Status.OPEN)
-            else None
-        )
-        return render(
-            request,
-            "annotations/my_ratings.html",
-            {
-                "campaign": campaign,
-                "rows": rows,
-                "is_open": campaign.status == Campaign.Status.OPEN,
-                "progress": progress,
-            },
-        )
+        context = {
+            "campaign": campaign,
+            "is_open": is_open,
+            "page": page,
+            "rows": rated_rows(list(page.object_list)),
+            # skipped pairs on the first page only: they are what to do next, the rest is history
+            "skipped": skipped_rows(campaign=campaign, annotator=request.user) if page.number == 1 else [],
+            "progress": annotator_progress(campaign=campaign, annotator=request.user) if is_open else None,
+        }
+        return render(request, "annotations/my_ratings.html", context)

@@ -114,8 +114,9 @@ def run_load(url: str, campaign: int, tokens: list[str], cycles: int, think_ms: 
             rating = {
                 "score_left": rng.randint(1, 5),
                 "score_right": rng.randint(1, 5),
-                "correct_left": rng.choice([True, False, None]),
-                "correct_right": rng.choice([True, False, None]),
+                # the campaign (bench/_load_setup.py) requires a verdict: no "not sure" (null)
+                "correct_left": rng.choice([True, False]),
+                "correct_right": rng.choice([True, False]),
                 "preference": rng.choice(["left", "right", "tie", "both_bad"]),
                 "comment": "",
                 "duration_ms": 1000,

@@ -136,7 +136,11 @@ def main() -> None:
         print(f"evalsite demo is ready at http://127.0.0.1:{PORT}")
         for username, role in USERS:
             print(f"  {role:<11} {username:<11} password: {username + DEMO_PASSWORD_SUFFIX}")
-        print("Annotators rate pairs; the researcher sees the report at /campaigns/; the admin manages /admin/.")
+        print(
+            "Annotators rate pairs at /annotate/; the researcher reads reports and downloads exports at "
+            "/campaigns/; the admin uploads datasets (/datasets/upload/), queues jobs (/jobs/new/), opens "
+            "campaigns from a finished job's page (/jobs/) and manages users in /admin/."
+        )
         print("Ctrl-C stops the site and the worker.", flush=True)
         server = subprocess.Popen(
             [PY, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"], cwd=ROOT, env=env

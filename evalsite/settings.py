@@ -180,6 +180,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},  # no call to an online validator
+    # campaigns and jobs (and runs) each have a `status` with their own choices: name both enums
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "generation.models.JobStatus",  # the name it had before campaigns were listed
+        "CampaignStatusEnum": "annotations.models.Campaign.Status",
+    },
 }
 # API tokens stop working this long after they were issued (401); 0 = never. A token is also replaced
 # when its user's password or role changes, and by `api_token NAME --rotate`.

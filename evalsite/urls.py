@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 from . import views
 from .access import login_redirect, may_use_django_admin
+from .api_root import ApiRootView
 from .auth import RateLimitedLoginView
 
 # The Django admin's door reads the role like every other page (evalsite.access), not `is_staff`.
@@ -33,11 +34,13 @@ class ApiDocsView(SpectacularSwaggerSplitView):
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", RateLimitedLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # the admin's own login form would bypass the rate limit: send it through the same view
     path("admin/login/", RateLimitedLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),
+    path("api/", ApiRootView.as_view(), name="api-root"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("", include("annotations.urls")),

@@ -1,10 +1,12 @@
-"""The site's own pages: the start page (sends each role to its work) and the health check."""
+"""The site's own pages: the start page (sends each role to its work), the health check and the
+`/favicon.ico` every browser asks for (sent to the SVG icon in static/, so no page's request 404s)."""
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_GET
+from django.templatetags.static import static
+from django.views.decorators.http import require_GET, require_safe
 
 from evalsite.access import can_read_reports
 from evalsite.celery import app
@@ -16,6 +18,12 @@ def home(request: HttpRequest) -> HttpResponse:
     if can_read_reports(request.user):
         return redirect("campaign-list")
     return redirect("annotate-home")
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """`/favicon.ico`: browsers ask for it whatever the page links; answer with the site's SVG icon."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 def _dependency_problems() -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Django admin for datasets, model specs, jobs and their answers.
 
-Actions: on datasets, "Queue a generation job…" opens the job form (/jobs/) with that dataset chosen;
-on jobs, "Queue again" makes a new job with the same dataset, models and settings, and "Cancel".
+Actions: on datasets, "Queue a generation job…" opens the job form (/jobs/new/) with that dataset
+chosen; on jobs, "Add" opens that same form (status, total and chunks are never typed in), "Queue again"
+makes a new job with the same dataset, models and settings, and "Cancel".
 Fine-tune runs: "Add" is a form that queues a run; "Queue again" and "Fail runs whose worker stopped
 sending heartbeats" are actions."""
 
@@ -52,7 +53,7 @@ class DatasetAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one dataset.", messages.WARNING)
             return None
-        return HttpResponseRedirect(f"{reverse('job-list')}?{urlencode({'dataset': queryset.get().name})}")
+        return HttpResponseRedirect(f"{reverse('job-new')}?{urlencode({'dataset': queryset.get().name})}")
 
 
 @admin.register(Prompt)
@@ -97,6 +98,14 @@ class GenerationJobAdmin(admin.ModelAdmin):
     ]
     inlines = [ChunkInline, LoadAttemptInline]
     actions = ["queue_again", "cancel"]
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """The "Add" button opens the site's queue form: a job is only ever made by `job_submit` (its chunks cut,
+        its paths checked, its messages sent), never by typing a status, a total or chunks here."""
+        return HttpResponseRedirect(reverse("job-new"))
+
+    def get_inlines(self, request: HttpRequest, obj: GenerationJob | None) -> Any:
+        return self.inlines if obj is not None else []
 
     @admin.action(description="Queue again (same dataset, models and settings)")
     def queue_again(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:

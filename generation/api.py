@@ -1,23 +1,37 @@
 """The generation API: jobs (`/api/jobs/`, admins only: jobs name models and adapter paths, which
-annotators must never see) and fine-tuning runs (`/api/finetune-runs/`: researchers and admins read,
-admins queue). Thin views over generation.jobs and generation.runs; GET handlers only read."""
+annotators must never see), fine-tuning runs (`/api/finetune-runs/`: researchers and admins read,
+admins queue) and datasets (`/api/datasets/`: researchers and admins). Thin views over generation.jobs
+and generation.runs; GET handlers only read. Lists are paged and filtered by evalsite.pagination."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from evalsite.access import IsEvalsiteAdmin, ReadersReadAdminsWrite
+from evalsite.access import IsEvalsiteAdmin, IsReportReader, ReadersReadAdminsWrite
+from evalsite.pagination import PAGE_HEADERS, ListPagination, query_filters
 
 from .configs import ConfigError
 from .jobs import job_cancel, jobs_for_display
-from .models import FailureKind, FinetuneRun, GenerationJob
+from .models import Dataset, FailureKind, FinetuneRun, GenerationJob, Prompt
 from .runs import runs_for_display
-from .serializers import FinetuneRunCreateInput, FinetuneRunOutput, JobCreateInput, JobOutput
+from .serializers import (
+    DatasetListFilters,
+    DatasetOutput,
+    FinetuneRunCreateInput,
+    FinetuneRunListFilters,
+    FinetuneRunOutput,
+    JobCreateInput,
+    JobListFilters,
+    JobOutput,
+)
 
 
 def queued_status(queued: GenerationJob | FinetuneRun) -> int:
@@ -40,17 +54,25 @@ def _submit(
         raise serializers.ValidationError({exc.field: [exc.message]}) from exc
 
 
-class JobListAPI(APIView):
-    """`GET /api/jobs/`: recent jobs. `POST /api/jobs/`: queue a job → 201 with the job.
+class JobListAPI(generics.ListAPIView):
+    """`GET /api/jobs/`: jobs, newest first, a page at a time (`?page=`, `?page_size=`;
+    headers `X-Total-Count` and `Link`), filtered by
+    `?status=` and `?dataset=` (id or name). `POST /api/jobs/`: queue a job → 201 with the job.
 
     A job that could not be queued because the broker is unreachable is answered with 503 and the
     (failed) job, whose `error` says why; a dataset without prompts gives a 201 job that has failed."""
 
     permission_classes = [IsEvalsiteAdmin]
+    serializer_class = JobOutput
+    pagination_class = ListPagination
 
-    @extend_schema(responses=JobOutput(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(JobOutput(jobs_for_display()[:50], many=True).data)
+    def get_queryset(self) -> QuerySet[GenerationJob]:
+        filters = query_filters(JobListFilters, self.request)
+        return _filtered(jobs_for_display().order_by("-id"), filters)
+
+    @extend_schema(parameters=[JobListFilters, *PAGE_HEADERS])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=JobCreateInput, responses={201: JobOutput, 503: JobOutput})
     def post(self, request: Request) -> Response:
@@ -84,15 +106,23 @@ class JobCancelAPI(APIView):
         )
 
 
-class FinetuneRunListAPI(APIView):
-    """`GET /api/finetune-runs/`: recent runs. `POST /api/finetune-runs/` (admin): queue a run → 201;
-    503 with the (failed) run when the broker cannot be reached; 400 with field errors, nothing made."""
+class FinetuneRunListAPI(generics.ListAPIView):
+    """`GET /api/finetune-runs/`: runs, newest first, a page at a time (`?page=`, `?page_size=`;
+    headers `X-Total-Count` and `Link`), filtered by
+    `?status=`, `?dataset=` (id or name) and `?mode=`. `POST /api/finetune-runs/` (admin): queue a run →
+    201; 503 with the (failed) run when the broker cannot be reached; 400 with field errors, nothing made."""
 
     permission_classes = [ReadersReadAdminsWrite]
+    serializer_class = FinetuneRunOutput
+    pagination_class = ListPagination
 
-    @extend_schema(responses=FinetuneRunOutput(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(FinetuneRunOutput(runs_for_display()[:50], many=True).data)
+    def get_queryset(self) -> QuerySet[FinetuneRun]:
+        filters = query_filters(FinetuneRunListFilters, self.request)
+        return _filtered(runs_for_display().order_by("-id"), filters)
+
+    @extend_schema(parameters=[FinetuneRunListFilters, *PAGE_HEADERS])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=FinetuneRunCreateInput, responses={201: FinetuneRunOutput, 503: FinetuneRunOutput})
     def post(self, request: Request) -> Response:
@@ -108,3 +138,45 @@ class FinetuneRunDetailAPI(APIView):
     @extend_schema(responses=FinetuneRunOutput)
     def get(self, request: Request, pk: int) -> Response:
         return Response(FinetuneRunOutput(get_object_or_404(runs_for_display(), pk=pk)).data)
+
+
+class DatasetListAPI(generics.ListAPIView):
+    """`GET /api/datasets/` (researchers, admins): each dataset's name, description, prompt count, tasks
+    and creation time, newest first, a page at a time; `?task=` keeps the datasets with that task."""
+
+    permission_classes = [IsReportReader]
+    serializer_class = DatasetOutput
+    pagination_class = ListPagination
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        filters = query_filters(DatasetListFilters, self.request)
+        datasets = Dataset.objects.annotate(prompt_count=Count("prompts")).order_by("-id")
+        if "task" in filters:
+            datasets = datasets.filter(
+                pk__in=Prompt.objects.filter(task=filters["task"]).values("dataset_id")
+            )
+        return datasets
+
+    @extend_schema(parameters=[DatasetListFilters, *PAGE_HEADERS])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        tasks: dict[int, list[str]] = {}
+        pairs = Prompt.objects.filter(dataset__in=[d.pk for d in page]).values_list("dataset_id", "task")
+        for dataset_id, task in pairs.distinct().order_by("dataset_id", "task"):
+            tasks.setdefault(dataset_id, []).append(task)
+        serializer = self.get_serializer(page, many=True, context={"tasks_by_dataset": tasks})
+        return self.get_paginated_response(serializer.data)
+
+
+def _filtered(rows: QuerySet, filters: dict[str, Any]) -> QuerySet:
+    """Jobs or runs narrowed by the filters read from the query string (`dataset` is an id or a name)."""
+    if "status" in filters:
+        rows = rows.filter(status=filters["status"])
+    if "mode" in filters:
+        rows = rows.filter(mode=filters["mode"])
+    if "dataset" in filters:
+        ref = filters["dataset"].strip()
+        by_name = Q(dataset__name=ref)
+        rows = rows.filter(by_name | Q(dataset_id=int(ref)) if ref.isdigit() else by_name)
+    return rows

@@ -49,7 +49,8 @@ class GenerationSettings:
 
     `temperature` and `top_p` apply when `do_sample` is on; None takes the model's own generation
     config, as transformers' generate() would. `chunk_prompts` is how many prompts one worker task
-    answers; None takes the site's default when the job is created, which then stores the number."""
+    answers; None takes the site's default when the job is created, which then stores the number.
+    `prompt_limit` answers only the dataset's first N prompts (by id); None answers every prompt."""
 
     max_new_tokens: int = 64
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -58,6 +59,7 @@ class GenerationSettings:
     temperature: float | None = None
     top_p: float | None = None
     chunk_prompts: int | None = None
+    prompt_limit: int | None = None
 
     LIMITS = {"max_new_tokens": (1, 8192), "batch_size": (1, 4096)}
 
@@ -74,6 +76,8 @@ class GenerationSettings:
             raise ConfigError("top_p", "must be in (0, 1]")
         if self.chunk_prompts is not None:
             _whole("chunk_prompts", self.chunk_prompts, 1)
+        if self.prompt_limit is not None:
+            _whole("prompt_limit", self.prompt_limit, 1)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GenerationSettings:
@@ -120,6 +124,10 @@ class FinetuneConfig:
     # CPU threads for torch; None keeps torch's default. On a CPU shared with other work, 1 thread
     # can be several times faster than oversubscribed threads that wait on each other.
     threads: int | None = None
+    # Checkpoints kept beside the best epoch (each a folder `epochs/epoch-NNN` a job can use as an
+    # adapter): these epochs, and every `keep_every`-th one.
+    keep_epochs: tuple[int, ...] = ()
+    keep_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in DEFAULT_LR:
@@ -127,6 +135,7 @@ class FinetuneConfig:
         if isinstance(self.target_modules, str):
             self.target_modules = tuple(m.strip() for m in self.target_modules.split(",") if m.strip())
         self.target_modules = tuple(self.target_modules)
+        self.keep_epochs = _epoch_list(self.keep_epochs)
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("patience", self.patience >= 1, "must be at least 1"),
@@ -139,6 +148,7 @@ class FinetuneConfig:
             ("max_examples", self.max_examples is None or self.max_examples >= 2, "must be at least 2"),
             ("lr", self.lr is None or self.lr > 0, "must be positive"),
             ("threads", self.threads is None or self.threads >= 1, "must be at least 1"),
+            ("keep_every", self.keep_every is None or self.keep_every >= 1, "must be at least 1"),
         ]
         for name, ok, message in checks:
             if not ok:
@@ -153,6 +163,10 @@ class FinetuneConfig:
         if values.get("device") == "":
             values.pop("device")
         return cls(**values)
+
+    def keeps(self, epoch: int) -> bool:
+        """Whether `epoch`'s weights are kept as a checkpoint of their own."""
+        return epoch in self.keep_epochs or bool(self.keep_every and epoch % self.keep_every == 0)
 
     @property
     def learning_rate(self) -> float:
@@ -172,8 +186,23 @@ class FinetuneConfig:
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["target_modules"] = list(self.target_modules)
+        data["keep_epochs"] = list(self.keep_epochs)
         data["lr"] = self.learning_rate
         return data
+
+
+def _epoch_list(value: object) -> tuple[int, ...]:
+    """Epoch numbers from "5,10,25" or a sequence of ints: sorted, distinct, each at least 1."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())  # type: ignore[call-overload]
+    epochs = set()
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError("keep_epochs", f"{text!r} is not an epoch number (1, 2, …)")
+        epochs.add(int(text))
+    return tuple(sorted(epochs))
 
 
 def option_names(config_class: type, *, exclude: Iterable[str] = ()) -> tuple[str, ...]:

@@ -1,10 +1,10 @@
 """Generation jobs on the web side: creating, submitting to the workers, cancelling, failing.
 
-A job answers every prompt its dataset has when it is created, in both roles, split into chunks of
-prompts; each chunk is one Celery task ("generation.run_chunk", the chunk id only) that a worker
-answers (generation/worker/chunks.py). Every way of queueing a job — the API, the job page, the
-Django admin and `queue_generation` — goes through `job_submit`; the admin's "Queue again" through
-`job_submit_again`, which keeps every setting of the old job.
+A job answers every prompt its dataset has when it is created (or its first `prompt_limit`), in both
+roles, split into chunks of prompts; each chunk is one Celery task ("generation.run_chunk", the chunk
+id only) that a worker answers (generation/worker/chunks.py). Every way of queueing a job — the API,
+the job page, the Django admin and `queue_generation` — goes through `job_submit`; the admin's "Queue
+again" through `job_submit_again`, which keeps every setting of the old job.
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ def job_create(
     finetune_run: FinetuneRun | None = None,
     finetune_run_id: int | None = None,
 ) -> GenerationJob:
-    """A new job over every prompt the dataset has now, in chunks; not queued (see job_submit).
+    """A new job over every prompt the dataset has now (its first `settings.prompt_limit` when set),
+    in chunks; not queued (see job_submit).
 
     Without an adapter the fine-tuned role is answered by the base model, with fallback=True. An empty
     dataset gives a job that has already failed, saying why. `finetune_run_id` picks a finished LoRA
@@ -198,6 +199,8 @@ def job_create(
             base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path
         )
         prompt_ids = list(Prompt.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True))
+        if settings.prompt_limit is not None:
+            prompt_ids = prompt_ids[: settings.prompt_limit]
         job = GenerationJob.objects.create(
             name=(name or f"{dataset.name} / {pretrained.name}")[:200],
             dataset=dataset,

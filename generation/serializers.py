@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from .configs import ConfigError, FinetuneConfig, GenerationSettings
 from .jobs import job_submit
-from .models import FinetuneRun, GenerationJob
+from .models import Dataset, FinetuneRun, GenerationJob, JobStatus
 from .runs import finetune_run_submit
 from .selectors import Progress, finetune_run_progress, job_progress
 from .workers import WorkerCensus, worker_census
@@ -332,3 +332,50 @@ class FinetuneRunOutput(serializers.ModelSerializer):
 
     def get_error(self, run: FinetuneRun) -> str:
         return self._p(run)["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lists: their filters (query parameters) and datasets
+
+
+class _DatasetFilter(serializers.Serializer):
+    dataset = serializers.CharField(
+        required=False, max_length=200, help_text="a dataset's id or exact name (unknown: an empty list)"
+    )
+
+
+class JobListFilters(_DatasetFilter):
+    """`GET /api/jobs/`'s filters."""
+
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+
+
+class FinetuneRunListFilters(_DatasetFilter):
+    """`GET /api/finetune-runs/`'s filters."""
+
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+    mode = serializers.ChoiceField(choices=FinetuneRun.Mode.choices, required=False)
+
+
+class DatasetListFilters(serializers.Serializer):
+    """`GET /api/datasets/`'s filters."""
+
+    task = serializers.SlugField(
+        required=False, max_length=64, help_text="datasets with prompts of this task"
+    )
+
+
+class DatasetOutput(serializers.ModelSerializer):
+    """A dataset in `GET /api/datasets/`: `prompts` counted by the query (`prompt_count`), `tasks` from
+    the view's context (`tasks_by_dataset`: one query for the whole page)."""
+
+    prompts = serializers.IntegerField(source="prompt_count", read_only=True, help_text="number of prompts")
+    tasks = serializers.SerializerMethodField(help_text="the prompts' tasks, sorted")
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "prompts", "tasks", "created_at"]
+        read_only_fields = fields
+
+    def get_tasks(self, dataset: Dataset) -> list[str]:
+        return self.context.get("tasks_by_dataset", {}).get(dataset.pk, [])

@@ -26,6 +26,8 @@ from reports.campaign_rows import (
     read_pairs,
     read_ratings,
 )
+from reports.comments import COMMENTS_METHOD, campaign_comments
+from reports.disagreement import disagreement_queue
 from reports.generation_figures import reliability, training
 from reports.serving_figures import serving_figures
 from reports.statistics.accuracy import adjust_across_tasks, automated_accuracy, human_accuracy
@@ -36,6 +38,7 @@ from reports.statistics.claims import ratings_each, report_claims
 from reports.statistics.common import ROLES, SCORE_SCALE
 from reports.statistics.identity import identity_leaks
 from reports.statistics.latency import cost, latency, latency_histogram
+from reports.statistics.raters import across_raters
 from reports.statistics.relevance import difference_by_task, relevance, score_distribution, win_rate
 from reports.style_figures import style_figures
 
@@ -131,6 +134,8 @@ def _extra_figures(
     ratings_per_pair = (
         np.bincount(ratings.pair_codes, minlength=pairs.n) if pairs.n else np.zeros(0, np.int64)
     )
+    gold = read_gold_by_pair(campaign, pairs.ids)
+    external_ids = {row[0]: row[1] for row in answer_rows}
     return {
         "campaign_name": campaign.name,
         "job": campaign.job_id,
@@ -149,13 +154,17 @@ def _extra_figures(
             "pretrained": score_distribution(ratings.pretrained_scores),
             "finetuned": score_distribution(ratings.finetuned_scores),
         },
-        "per_annotator": per_annotator(ratings, read_gold_by_pair(campaign, pairs.ids)),
+        "per_annotator": per_annotator(ratings, gold),
         "n_gold_pairs": int(campaign.pairs.exclude(gold_preference="").count()),
         "per_annotator_method": PER_ANNOTATOR_METHOD,
         "length_bias": _length_bias(ratings, *answer_chars(answer_rows, pairs.ids)),
         "identity_leaks": _identity_leaks(answer_rows),
         "style_identifiability": style_figures(answer_rows),
         "latency_distribution": latency_histogram({role: answers[role]["latency_ms"] for role in ROLES}),
+        # the pairs whose raters disagree most, and the raters' comments (both link to the pair page)
+        **disagreement_queue(pairs, ratings, external_ids, gold),
+        "comments": campaign_comments(campaign),
+        "comments_method": COMMENTS_METHOD,
     }
 
 
@@ -186,6 +195,7 @@ def _relevance(ratings: CampaignRatings, pairs: CampaignPairs) -> dict[str, Any]
     """The headline block, plus the same difference per task (descriptive, no claims)."""
     codes, pt, ft = ratings.pair_codes, ratings.pretrained_scores, ratings.finetuned_scores
     block = relevance(codes, pt, ft, pairs.n)
+    block["across_raters"] = across_raters(codes, ratings.annotator_ids, pt, ft, pairs.n)
     block["by_task"] = difference_by_task(codes, pt, ft, pairs.tasks)
     return block
 

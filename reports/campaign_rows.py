@@ -19,6 +19,18 @@ from reports.statistics.common import NO_VERDICT, ROLES
 AnswerTextRow = tuple[int, str, str, str, int | None, int | None]
 # (label, pre-trained text, fine-tuned text)
 LabelledAnswers = tuple[str, str, str]
+# one rating, in the column order CampaignRatings reads
+RATING_COLUMNS = (
+    "assignment__pair_id",
+    "assignment__annotator_id",
+    "assignment__finetuned_side",
+    "score_left",
+    "score_right",
+    "correct_left",
+    "correct_right",
+    "duration_ms",
+    "preference",
+)
 
 
 @dataclass(frozen=True)
@@ -78,17 +90,7 @@ def read_ratings(campaign: Campaign, pair_ids: np.ndarray) -> CampaignRatings:
     rows = list(
         Rating.objects.filter(assignment__pair__campaign=campaign)
         .order_by()
-        .values_list(
-            "assignment__pair_id",
-            "assignment__annotator_id",
-            "assignment__finetuned_side",
-            "score_left",
-            "score_right",
-            "correct_left",
-            "correct_right",
-            "duration_ms",
-            "preference",
-        )
+        .values_list(*RATING_COLUMNS)
     )
     return CampaignRatings(rows, pair_ids)
 
@@ -161,3 +163,31 @@ def read_gold_by_pair(campaign: Campaign, pair_ids: np.ndarray) -> np.ndarray:
         .values_list("id", "gold_preference")
     )
     return np.array([gold.get(pk, "") for pk in pair_ids.tolist()], dtype=object)
+
+
+
+def read_many(campaign_ids: list[int]) -> dict[int, tuple[CampaignPairs, CampaignRatings]]:
+    """The pairs and ratings of several campaigns in two queries (the campaigns overview): the same
+    arrays `read_pairs` and `read_ratings` give one campaign, keyed by campaign id."""
+    pair_rows: dict[int, list[tuple[int, str]]] = {pk: [] for pk in campaign_ids}
+    for campaign_id, pair_id, task in (
+        Pair.objects.filter(campaign_id__in=campaign_ids)
+        .order_by("campaign_id", "id")
+        .values_list("campaign_id", "id", "prompt__task")
+    ):
+        pair_rows[campaign_id].append((pair_id, task))
+    rating_rows: dict[int, list[tuple]] = {pk: [] for pk in campaign_ids}
+    for campaign_id, *row in (
+        Rating.objects.filter(assignment__pair__campaign_id__in=campaign_ids)
+        .order_by()
+        .values_list("assignment__pair__campaign_id", *RATING_COLUMNS)
+    ):
+        rating_rows[campaign_id].append(tuple(row))
+    out = {}
+    for pk in campaign_ids:
+        pairs = CampaignPairs(
+            ids=np.array([p[0] for p in pair_rows[pk]], dtype=np.int64),
+            tasks=np.array([p[1] for p in pair_rows[pk]], dtype=object),
+        )
+        out[pk] = (pairs, CampaignRatings(rating_rows[pk], pairs.ids))
+    return out

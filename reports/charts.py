@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reports.labels import plural, role_label
+
 # ------------------------------------------------------------------------------------------------
 # The report page: bars (score distribution, accuracy, latency), lines (loss, length), difference
 # ------------------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def score_distribution_chart(report: dict[str, Any]) -> dict[str, Any]:
                     "w": bar_w - 2,
                     "h": h,
                     "role": role,
-                    "title": f"{role}, score {i + 1}: {count} ratings",
+                    "title": f"{role_label(role)}, score {i + 1}: {plural(count, 'rating')}",
                 }
             )
         labels.append({"x": PAD_L + i * group_w + group_w / 2, "label": f"score {i + 1}"})
@@ -100,7 +102,7 @@ def accuracy_chart(report: dict[str, Any]) -> dict[str, Any]:
                 "w": bar_w - 2,
                 "h": h,
                 "role": role,
-                "title": f"{task}, {role}: {acc:.0%} (n={block[role]['n']})",
+                "title": f"{task}, {role_label(role)}: {acc:.0%} (n={block[role]['n']})",
             }
             ci = block[role]["ci95"]
             if ci:
@@ -178,7 +180,8 @@ def latency_chart(report: dict[str, Any]) -> dict[str, Any] | None:
                     "w": max(bar_w - 1, 1),
                     "h": h,
                     "role": role,
-                    "title": f"{role}, {edges[i]:.0f}–{edges[i + 1]:.0f} ms: {count} answers",
+                    "title": f"{role_label(role)}, {edges[i]:,.0f}–{edges[i + 1]:,.0f} ms: "
+                    + plural(count, "answer"),
                 }
             )
         if i % 2 == 0:
@@ -291,7 +294,7 @@ def length_chart(report: dict[str, Any]) -> dict[str, Any] | None:
     labels = [f"{edges[i]:.0f}–{edges[i + 1]:.0f}" for i in range(len(edges) - 1)]
     return line_chart(
         [
-            {"name": role, "cls": role, "values": [b["mean_score"] for b in bins[role]]}
+            {"name": role_label(role), "cls": role, "values": [b["mean_score"] for b in bins[role]]}
             for role in ("pretrained", "finetuned")
         ],
         labels,

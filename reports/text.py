@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reports.labels import bytes_label, count, humanize, metric_label, plural, role_label
 from reports.statistics.common import ROLES
 
 # identity leaks listed by name; the rest are counted and left to the JSON report
@@ -56,8 +57,9 @@ def _ci(ci: list[float] | None, signed: bool = False) -> str:
 def _header(report: dict[str, Any]) -> list[str]:
     return [
         (
-            f"Campaign {report['campaign']} ({report['campaign_name']}): {report['n_prompts']} prompts, "
-            f"{report['n_ratings']} ratings, {report['n_annotators']} annotators, "
+            f"Campaign {report['campaign']} ({report['campaign_name']}): "
+            f"{plural(report['n_prompts'], 'prompt')}, "
+            f"{plural(report['n_ratings'], 'rating')}, {plural(report['n_annotators'], 'annotator')}, "
             f"{report['ratings_per_prompt']}"
         )
     ]
@@ -117,7 +119,8 @@ def _relevance(rel: dict[str, Any], scale: str) -> list[str]:
             f"  Wilcoxon p        {_num(rel['wilcoxon_p'], '{:.3g}', rel.get('wilcoxon_p_reason'))} "
             "(scipy defaults, zero differences dropped; for reference)"
         ),
-        f"  interval methods: {rel['ci_method']}",
+        f"  interval methods: {humanize(rel['ci_method'])}",
+        *_across_raters(rel.get("across_raters")),
     ]
     for task, t in rel.get("by_task", {}).items():
         lines.append(
@@ -126,6 +129,21 @@ def _relevance(rel: dict[str, Any], scale: str) -> list[str]:
             f"n={t['n_prompts']}{_small(t)})"
         )
     return lines
+
+
+def _across_raters(block: dict[str, Any] | None) -> list[str]:
+    """The interval that counts raters as a sample too (would a new panel see the difference?)."""
+    if not block:
+        return []
+    k = block["n_annotators"]
+    return [
+        (
+            f"  over new raters   {_points_ci(block['ci95'], block.get('reason'))} "
+            f"({k} annotator{'s' if k != 1 else ''} as a sample; two-way cluster t, df={block['df']}"
+            + (f", p={block['p']:.3g})" if block["p"] is not None else ")")
+        ),
+        f"  method: {block['method']}",
+    ]
 
 
 def _win_rate(win: dict[str, Any]) -> list[str]:
@@ -162,7 +180,7 @@ def _accuracy(accuracy: dict[str, Any]) -> list[str]:
         for role in ROLES:
             r = block[role]
             lines.append(
-                f"  {task:<16} {role:<11} {_num(r['accuracy'], '{:.1%}', r.get('reason'))}  "
+                f"  {task:<16} {role_label(role):<11} {_num(r['accuracy'], '{:.1%}', r.get('reason'))}  "
                 f"({_ci(r['ci95'])}, n={r['n']}{_small(r)})"
             )
         paired, mc = block["paired"], block["mcnemar"]
@@ -172,7 +190,7 @@ def _accuracy(accuracy: dict[str, Any]) -> list[str]:
                 f"fine-tuned {paired['finetuned']['accuracy']:.1%}, pre-trained "
                 f"{paired['pretrained']['accuracy']:.1%}; discordant {mc['discordant']}: fine-tuned right "
                 f"on {mc['only_finetuned']}, pre-trained right on {mc['only_pretrained']} "
-                f"(favours {mc['favours'] or 'neither'})"
+                f"(favours {role_label(mc['favours'] or 'neither')})"
             )
         auto = block["automated"]
         lines.append(
@@ -226,7 +244,8 @@ def _latency_and_cost(latency: dict[str, Any], cost: dict[str, Any]) -> list[str
     for role in ROLES:
         lat = latency[role]
         lines.append(
-            f"Latency (batch share) {role:<11} p50 {_num(lat['p50_ms'], '{:.0f} ms', lat.get('reason'))}, "
+            f"Latency (batch share) {role_label(role):<11} "
+            f"p50 {_num(lat['p50_ms'], '{:.0f} ms', lat.get('reason'))}, "
             f"p95 {_num(lat['p95_ms'], '{:.0f} ms')}, {_num(lat['tokens_per_s'], '{:.1f} tok/s')} "
             f"(n={lat['n']})"
         )
@@ -240,12 +259,14 @@ def _latency_and_cost(latency: dict[str, Any], cost: dict[str, Any]) -> list[str
 def _training(training: dict[str, Any]) -> str:
     if not training["n_runs"]:
         return f"Training: n/a ({training.get('reason')})"
+    stopped = {True: "yes", False: "no"}.get(training.get("early_stopped"), "n/a")
     return (
-        f"Training (run {training['run']}, {training['mode']}): trainable {training.get('trainable_params')} "
-        f"of {training.get('total_params')} ({training.get('trainable_pct')}%), "
+        f"Training (run {training['run']}, {training['mode']}): "
+        f"trainable {count(training.get('trainable_params'))} "
+        f"of {count(training.get('total_params'))} parameters ({training.get('trainable_pct')}%), "
         f"epochs {training.get('epochs_run')}, best {training.get('best_epoch')}, "
-        f"early stopped {training.get('early_stopped')}, peak memory "
-        f"{training.get('peak_memory_bytes')} B, {training.get('wall_seconds')} s"
+        f"early stopped {stopped}, peak memory "
+        f"{bytes_label(training.get('peak_memory_bytes'))}, {training.get('wall_seconds')} s"
     )
 
 
@@ -254,7 +275,7 @@ def _length_bias(lb: dict[str, Any]) -> list[str]:
     for key in ("overall", *ROLES):
         b = lb[key]
         lines.append(
-            f"  {key:<11} rho {_num(b['spearman'], '{:+.3f}', b.get('spearman_reason'))}, "
+            f"  {role_label(key):<11} rho {_num(b['spearman'], '{:+.3f}', b.get('spearman_reason'))}, "
             f"p {_num(b['p'], '{:.3g}')} (n={b['n']})"
         )
     lw = lb["longer_wins"]
@@ -282,7 +303,7 @@ def _identity_leaks(leaks: dict[str, Any]) -> list[str]:
         )
     ]
     for leak in leaks["flagged"][:LISTED_LEAKS]:
-        lines.append(f'  {leak["prompt"]} {leak["role"]}: "{leak["phrase"]}"')
+        lines.append(f'  {leak["prompt"]} {role_label(leak["role"])}: "{leak["phrase"]}"')
     if leaks["n_flagged"] > LISTED_LEAKS:
         lines.append(f"  ... {leaks['n_flagged'] - LISTED_LEAKS} more in the JSON report")
     return lines
@@ -314,7 +335,7 @@ def _claims(claims: list[dict[str, Any]]) -> list[str]:
     lines = ["Claims"]
     for claim in claims:
         if claim["refused"]:
-            lines.append(f"  - refused ({claim['metric']}): {claim['reason']}")
+            lines.append(f"  - refused ({metric_label(claim['metric'])}): {humanize(claim['reason'])}")
         else:
             lines.append(f"  - {claim['text']}")
     return lines
@@ -334,14 +355,15 @@ def _serving(serving: dict[str, Any] | None, per_1000: dict[str, Any] | None) ->
     """What one request waits when answered alone, beside the batch-share lines, and both costs."""
     if not serving:
         return []
-    lines = ["Serving latency, one request answered alone (batch of 1): " + serving["which_is_which"]]
+    which = humanize(serving["which_is_which"])
+    lines = ["Serving latency, one request answered alone (batch of 1): " + which]
     for role in ROLES:
         figures = serving[role]
         if not figures["n"]:
-            lines.append(f"  {role:<11} n/a ({figures.get('reason')})")
+            lines.append(f"  {role_label(role):<11} n/a ({figures.get('reason')})")
             continue
         lines.append(
-            f"  {role:<11} first token {_alone(figures, 'first_token')}; full answer "
+            f"  {role_label(role):<11} first token {_alone(figures, 'first_token')}; full answer "
             f"{_alone(figures, 'total')} (n={figures['n']} requests)"
         )
     if per_1000:

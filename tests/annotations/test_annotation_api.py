@@ -64,7 +64,7 @@ def test_the_same_open_assignment_comes_back_on_reload(annotator):
 
 
 def test_rating_is_created_then_updated_by_the_same_annotator(annotator):
-    campaign = make_campaign(prompts=2)
+    campaign = make_campaign(prompts=2, allow_not_sure=True)
     client = api_for(annotator)
     assignment_id = client.get(next_url(campaign)).json()["assignment"]
 
@@ -147,11 +147,12 @@ def test_missing_scores_are_named(annotator):
     assignment_id = client.get(next_url(campaign)).json()["assignment"]
     response = client.post(rating_url(assignment_id), {"preference": "tie"}, format="json")
     assert response.status_code == 400
-    assert set(response.json()) == {"score_left", "score_right"}
+    # verdicts left out mean "not sure", which this campaign does not allow
+    assert set(response.json()) == {"score_left", "score_right", "correct_left", "correct_right"}
 
 
 def test_correct_may_be_null_and_comment_may_be_left_out(annotator):
-    campaign = make_campaign(prompts=1)
+    campaign = make_campaign(prompts=1, allow_not_sure=True)
     client = api_for(annotator)
     assignment_id = client.get(next_url(campaign)).json()["assignment"]
     body = {

@@ -67,7 +67,8 @@ def test_rating_page_shows_prompt_answers_keys_and_progress(alice):
     assert '<progress id="progress" value="0" max="2">' in html
     for label in ("Left answer", "Right answer", "Tie", "Both bad", "Skip", "Keyboard shortcuts"):
         assert label in html
-    assert 'data-key="1"' in html and 'data-key="q"' in html and 'data-arrow="←"' in html
+    assert 'data-key="1"' in html and 'data-key="q"' in html and 'data-key="z"' in html
+    assert "data-arrow" not in html  # no arrow-key shortcuts
     assert "<h3>Rules</h3>" in html and "<strong>fair</strong>" in html and "<code>context</code>" in html
     assert "<li>one</li>" in html
     # Content-Security-Policy forbids inline code: every script has a src, no style attributes
@@ -116,7 +117,7 @@ def test_invalid_form_is_shown_again_with_errors(alice):
 
 
 def test_earlier_ratings_can_be_edited_while_open(alice):
-    campaign = make_campaign(prompts=2)
+    campaign = make_campaign(prompts=2, allow_not_sure=True)
     assignment = open_pair(alice, campaign)
     alice.post(f"/annotate/assignments/{assignment.pk}/", FORM)
 
@@ -131,7 +132,7 @@ def test_earlier_ratings_can_be_edited_while_open(alice):
     assert b'id="score_left_5" value="5" data-key="5" checked' in edit.content
     assert b'id="correct_left_1" value="true" data-key="a" checked' in edit.content
 
-    alice.post(f"/annotate/assignments/{assignment.pk}/", {**FORM, "score_left": "1", "correct_left": ""})
+    alice.post(f"/annotate/assignments/{assignment.pk}/", {**FORM, "score_left": "1", "correct_left": "unsure"})
     rating = Rating.objects.get(assignment=assignment)
     assert rating.score_left == 1 and rating.correct_left is None
     assert Rating.objects.count() == 1

@@ -75,7 +75,7 @@ def test_every_annotator_facing_page_and_response_is_blind(client, annotator):
             {
                 "score_left": "3",
                 "score_right": "4",
-                "correct_left": "",
+                "correct_left": "false",
                 "correct_right": "true",
                 "preference": "tie",
                 "comment": "",

@@ -64,8 +64,8 @@ def test_fifty_annotators_at_once_on_postgresql():
                 body = {
                     "score_left": rng.randint(1, 5),
                     "score_right": rng.randint(1, 5),
-                    "correct_left": rng.choice([True, False, None]),
-                    "correct_right": rng.choice([True, False, None]),
+                    "correct_left": rng.choice([True, False]),
+                    "correct_right": rng.choice([True, False]),
                     "preference": rng.choice(["left", "right", "tie", "both_bad"]),
                     "comment": f"by {rater.username}",
                 }

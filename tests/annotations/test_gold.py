@@ -49,7 +49,7 @@ def test_default_and_campaign_questions_on_the_page_and_in_the_api(annotator):
         seen[body["prompt"]["task"]] = body["question"]
         api.post(
             f"/api/assignments/{body['assignment']}/rating/",
-            {"score_left": 3, "score_right": 3, "preference": "tie"},
+            {"score_left": 3, "score_right": 3, "correct_left": True, "correct_right": True, "preference": "tie"},
             format="json",
         )
     assert seen == {

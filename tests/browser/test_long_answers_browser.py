@@ -94,7 +94,7 @@ def test_two_200k_answers_without_spaces_fit_the_screen_are_readable_to_the_end_
         page.wait_for_function(END_VISIBLE_JS, arg=[".answer-text", index])
 
     # the keyboard still rates the pair
-    for key in ("4", "w", "a", "l", "z"):
+    for key in ("4", "w", "a", "k", "z"):
         page.keyboard.press(key)
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -102,7 +102,7 @@ def test_two_200k_answers_without_spaces_fit_the_screen_are_readable_to_the_end_
     rating = Rating.objects.get(assignment__annotator=annotator)
     assignment = Assignment.objects.get(pk=rating.assignment_id)
     scores = (rating.score_left, rating.score_right, rating.correct_left, rating.correct_right)
-    assert scores == (4, 2, True, None)
+    assert scores == (4, 2, True, False)
     assert rating.preference == "left" and assignment.completed_at is not None
     assert errors == []
 
@@ -147,12 +147,12 @@ def test_200k_prompt_and_context_without_spaces_fit_the_screen_are_readable_to_t
 
     # a click into the prompt (as when reading it) leaves the keyboard rating the pair
     page.click(".prompt-text")
-    for key in ("5", "q", "d", "j", "c"):
+    for key in ("5", "q", "s", "j", "c"):
         page.keyboard.press(key)
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "Rating saved." in page.inner_text("main")
     rating = Rating.objects.get(assignment__annotator=annotator)
     scores = (rating.score_left, rating.score_right, rating.correct_left, rating.correct_right)
-    assert scores == (5, 1, None, True) and rating.preference == "right"
+    assert scores == (5, 1, False, True) and rating.preference == "right"
     assert errors == []

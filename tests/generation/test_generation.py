@@ -622,3 +622,22 @@ def test_the_job_page_lists_answers_load_attempts_and_chunks(client, admin_user)
     assert "finetuned (fallback)" in html
     assert "adapter folder not found: /a" in html
     assert "Cancel job" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_generation_with_a_prompt_limit_answers_only_the_first_prompts():
+    make_dataset(n=5, name="shop")
+    out = StringIO()
+    with mock.patch(SEND):
+        call_command(
+            "queue_generation", "--dataset", "shop", "--base", "smollm2-demo", "--prompt-limit", "2",
+            stdout=out, stderr=StringIO(),
+        )  # fmt: skip
+    job = GenerationJob.objects.get(pk=int(out.getvalue().strip().splitlines()[-1]))
+    assert job.total == 4 and job.settings["prompt_limit"] == 2
+    with pytest.raises(CommandError, match=r"^--prompt-limit"):
+        call_command(
+            "queue_generation", "--dataset", "shop", "--base", "smollm2-demo", "--prompt-limit", "0",
+            stdout=StringIO(), stderr=StringIO(),
+        )  # fmt: skip
+    assert GenerationJob.objects.count() == 1

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 EXPORT_COLUMNS = [
     "campaign_id", "pair_id", "prompt_id", "prompt_external_id", "task", "annotator", "role", "position",
     "score", "correct", "preference", "rated_at", "duration_ms", "answer_chars",
+    "comment", "revision", "revisions", "first_rated_at",  # appended after the SPEC's columns (issue 16)
 ]  # fmt: skip
 RATING = {"score_left": 4, "score_right": 2, "correct_left": True, "correct_right": False,
           "preference": "left", "comment": "clear"}  # fmt: skip
@@ -110,6 +111,7 @@ def test_make_serve_runs_the_production_set_and_stopping_it_leaves_no_process(
             assert rows[0] == EXPORT_COLUMNS and len(rows) == 3  # one rating x two answers
             assert {r[6] for r in rows[1:]} == {"pretrained", "finetuned"}
             assert {(r[7], r[8]) for r in rows[1:]} == {("left", "4"), ("right", "2")}
+            assert {(r[14], r[15], r[16]) for r in rows[1:]} == {("clear", "1", "1")}  # comment, revision 1 of 1
 
             running = serve.processes()
             assert len(running) >= 6, running  # make, honcho + runners, gunicorn + its workers, celery

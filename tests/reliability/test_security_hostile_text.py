@@ -146,7 +146,7 @@ def test_hostile_text_is_stored_verbatim_rendered_inert_and_neutralised_in_csv(
         assert "[click](javascript:alert(3))" in page.eval_on_selector(".guidelines-body", "e => e.textContent")
         injected += _injected(page)
         seen.add(prompt_text)
-        for key in ("4", "w", "a", "l", "z"):
+        for key in ("4", "w", "a", "k", "z"):  # scores 4 and 2, correct, incorrect, left better
             page.keyboard.press(key)
         page.wait_for_timeout(150)
         with page.expect_navigation(wait_until="domcontentloaded"):

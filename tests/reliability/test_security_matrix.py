@@ -5,7 +5,7 @@ an annotator, another annotator, a researcher and an admin, with each `<int:…>
 objects someone else owns and by ids guessed around them. Rules:
 
 * no 500 anywhere;
-* anonymous visitors reach nothing but the login pages, the health check and the API schema;
+* anonymous visitors reach nothing but the login pages, the health check, the API schema and the favicon;
 * annotators never reach reports, exports, jobs, fine-tuning runs or the admin (no 2xx; a redirect
   only to a login page);
 * researchers cannot queue or cancel jobs or runs (POST → 403; nothing created or changed);
@@ -31,7 +31,7 @@ from tests.support.routes import route_kind, url_formats
 
 pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
-PUBLIC = {"login/", "healthz", "api/schema/", "admin/login/"}  # /api/docs/ is behind login (issue 15)
+PUBLIC = {"login/", "healthz", "api/schema/", "admin/login/", "favicon.ico"}  # /api/docs/ is behind login (issue 15)
 ANNOTATOR_FORBIDDEN = (
     "campaigns/",
     "api/campaigns/%(pk)s/",
@@ -40,6 +40,8 @@ ANNOTATOR_FORBIDDEN = (
     "api/finetune-runs/",
     "runs/",
     "admin/",
+    "api/datasets/",
+    "datasets/",
 )
 QUEUE_ROUTES = {
     "api/jobs/",

@@ -32,7 +32,9 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 MAX_EXAMPLES = 15
 PUBLIC = {("GET", "/api/schema/")}
 # paths an annotator must never get a 2xx from, whatever the method
-RESEARCH_ONLY = re.compile(r"^/api/(campaigns/[^/]+/(report/|report\.json|export\.(csv|jsonl))|jobs/|finetune-runs/)")
+RESEARCH_ONLY = re.compile(
+    r"^/api/(campaigns/[^/]+/(report/|report\.json|export\.(csv|jsonl|parquet))|jobs/|finetune-runs/|datasets/)"
+)
 ADMIN_ONLY = {("POST", "/api/jobs/"), ("POST", "/api/finetune-runs/")}
 
 

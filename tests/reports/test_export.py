@@ -22,6 +22,8 @@ SPEC_COLUMNS = (
     "campaign_id, pair_id, prompt_id, prompt_external_id, task, annotator, role, position, score, correct, "
     "preference, rated_at, duration_ms, answer_chars"
 ).split(", ")
+# appended after the SPEC's columns, in this order (issue 16)
+HEADER = [*SPEC_COLUMNS, "comment", "revision", "revisions", "first_rated_at"]
 
 
 @pytest.fixture
@@ -36,8 +38,8 @@ def _csv(campaign, **kwargs) -> list[dict[str, str]]:
 
 def test_columns_are_in_spec_order(hand):
     text = "".join(exports.stream_csv(hand.campaign))
-    assert text.splitlines()[0].split(",") == SPEC_COLUMNS
-    assert list(COLUMNS) == SPEC_COLUMNS
+    assert text.splitlines()[0].split(",") == HEADER
+    assert list(COLUMNS) == HEADER
 
 
 def test_csv_round_trip_gives_back_the_stored_ratings_in_role_terms(hand):
@@ -99,7 +101,7 @@ def test_jsonl_has_the_same_fields_with_types(hand):
     rows = [json.loads(line) for line in lines]
     csv_rows = _csv(hand.campaign)
     assert len(rows) == len(csv_rows)
-    assert list(rows[0]) == SPEC_COLUMNS
+    assert list(rows[0]) == HEADER
     first = RATINGS[0]
     ft_row = next(r for r in rows[:2] if r["role"] == "finetuned")
     assert ft_row["score"] == first[4] and ft_row["correct"] is True and ft_row["preference"] == "finetuned"

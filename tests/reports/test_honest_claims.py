@@ -296,7 +296,7 @@ def test_per_task_tests_are_holm_adjusted_and_small_samples_flagged(client, rese
     assert f"Holm-adjusted over 4 task(s) p = {4 * raw:.2g}" in claim["reason"]
     relevance = report["accuracy"]["relevance"]["finetuned"]
     assert relevance["accuracy"] == 1.0 and relevance["small_sample"] is True
-    assert "relevance        finetuned   100.0%  (95% CI 34.2–100.0%, n=2, small sample)" in _text(
+    assert "relevance        fine-tuned  100.0%  (95% CI 34.2–100.0%, n=2, small sample)" in _text(
         hc.campaign
     )
     client.force_login(researcher)

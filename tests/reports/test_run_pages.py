@@ -142,3 +142,20 @@ def test_a_queued_run_page_says_the_curves_come_later_and_the_list_links_it(clie
     assert "<polyline" not in html and "curves appear here" in html
     assert f'href="/runs/{run.pk}/"' in client.get("/runs/").content.decode()
     assert 'href="/runs/"' in client.get("/jobs/").content.decode()
+
+
+def test_the_run_page_lists_kept_checkpoints_with_their_losses_and_folders(client, researcher):
+    kept = [
+        {"epoch": 1, "val_loss": 2.5, "train_loss": 3.0, "folder": "epochs/epoch-001"},
+        {"epoch": 2, "val_loss": 1.4, "train_loss": 2.0, "folder": "epochs/epoch-002"},
+    ]
+    run = make_run(status=JobStatus.SUCCEEDED, metrics={**METRICS, "kept_epochs": kept})
+    client.force_login(researcher)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    section = html.split('id="checkpoints"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>(\d+)(.*?)</td><td class=\"num\">([\d.]+)</td>", section)
+    assert [(epoch, loss) for epoch, _, loss in rows] == [("1", "2.5000"), ("2", "1.4000")]
+    assert "best" in rows[1][1] and "best" not in rows[0][1]  # epoch 2 is the run's best epoch
+    assert "/tmp/run-out/epochs/epoch-001" in section
+    plain = make_run(status=JobStatus.SUCCEEDED, metrics=METRICS)
+    assert 'id="checkpoints"' not in client.get(f"/runs/{plain.pk}/").content.decode()

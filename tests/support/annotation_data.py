@@ -75,9 +75,23 @@ def make_job(
     return job
 
 
-def make_campaign(*, prompts: int = 6, overlap: int = 3, guidelines: str = "", **kwargs) -> Campaign:
+def make_campaign(
+    *,
+    prompts: int = 6,
+    overlap: int = 3,
+    guidelines: str = "",
+    allow_not_sure: bool = False,
+    gold_feedback: bool = False,
+    **kwargs,
+) -> Campaign:
+    """A campaign on a fresh job (see make_job for **kwargs). Like a new campaign made by
+    create_campaign, it requires correct/incorrect verdicts unless `allow_not_sure` is set."""
     job = make_job(prompts=prompts, **kwargs)
-    return campaign_create(job=job, name="Spring review campaign", overlap=overlap, guidelines=guidelines)
+    campaign = campaign_create(job=job, name="Spring review campaign", overlap=overlap, guidelines=guidelines)
+    if allow_not_sure or gold_feedback:
+        campaign.allow_not_sure, campaign.gold_feedback = allow_not_sure, gold_feedback
+        campaign.save(update_fields=["allow_not_sure", "gold_feedback"])
+    return campaign
 
 
 VALID_RATING = {

@@ -2,8 +2,10 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from annotations.campaigns import CampaignCreateError, campaign_create, clean_task_questions
+from annotations.models import Campaign
 from generation.models import GenerationJob
 
 
@@ -50,6 +52,16 @@ class Command(BaseCommand):
             help="JSONL file of gold pairs: {prompt_external_id, preference (finetuned|pretrained|tie|"
             "both_bad), correct_pretrained, correct_finetuned (true|false|null)}",
         )
+        parser.add_argument(
+            "--allow-not-sure",
+            action="store_true",
+            help='offer "not sure" as a correctness verdict (default: correct or incorrect is required)',
+        )
+        parser.add_argument(
+            "--gold-feedback",
+            action="store_true",
+            help="training round: after rating a gold pair the annotator is shown its known verdict",
+        )
 
     def handle(
         self,
@@ -60,6 +72,8 @@ class Command(BaseCommand):
         guidelines: Path | None,
         questions: Path | None,
         gold: Path | None,
+        allow_not_sure: bool = False,
+        gold_feedback: bool = False,
         **options,
     ):
         job_row = GenerationJob.objects.filter(pk=job).first()
@@ -78,21 +92,27 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
         gold_rows = _gold_rows(gold) if gold is not None else None
         try:
-            campaign = campaign_create(
-                job=job_row,
-                name=name,
-                overlap=overlap,
-                guidelines=text,
-                task_questions=task_questions,
-                gold=gold_rows,
-                gold_source=f"--gold: {gold}",
-            )
+            with transaction.atomic():
+                campaign = campaign_create(
+                    job=job_row,
+                    name=name,
+                    overlap=overlap,
+                    guidelines=text,
+                    task_questions=task_questions,
+                    gold=gold_rows,
+                    gold_source=f"--gold: {gold}",
+                )
+                campaign.allow_not_sure, campaign.gold_feedback = allow_not_sure, gold_feedback
+                Campaign.objects.filter(pk=campaign.pk).update(
+                    allow_not_sure=allow_not_sure, gold_feedback=gold_feedback
+                )
         except CampaignCreateError as exc:
             raise CommandError(str(exc)) from None
         pairs = campaign.pairs.count()
         n_gold = campaign.pairs.exclude(gold_preference="").count()
         self.stderr.write(
             f"campaign '{campaign.name}' opened with {pairs} pairs ({n_gold} gold), "
-            f"overlap {campaign.overlap}"
+            f'overlap {campaign.overlap}; "not sure" {"allowed" if allow_not_sure else "not offered"}'
+            + ("; gold feedback on" if gold_feedback else "")
         )
         self.stdout.write(str(campaign.pk))

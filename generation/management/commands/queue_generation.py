@@ -71,6 +71,9 @@ class Command(BaseCommand):
         parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
         parser.add_argument("--temperature", type=float, default=None, help="with --do-sample")
         parser.add_argument("--top-p", type=float, default=None, help="with --do-sample")
+        parser.add_argument(
+            "--prompt-limit", type=int, default=None, help="answer only the dataset's first N prompts"
+        )
         parser.add_argument("--name", default="", help="job name (default: dataset / model)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
