@@ -41,6 +41,7 @@ from reports.statistics.latency import cost, latency, latency_histogram
 from reports.statistics.raters import across_raters
 from reports.statistics.relevance import difference_by_task, relevance, score_distribution, win_rate
 from reports.style_figures import style_figures
+from reports.systems_section import systems_section
 
 # the SPEC's keys, first and in this order; the extra figures follow them
 REPORT_KEYS = (
@@ -76,6 +77,7 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
     answers = read_answers_by_role(campaign)
     report = _spec_figures(campaign, pairs, ratings, answers)
     report.update(_extra_figures(campaign, pairs, ratings, answers))
+    report["systems"] = systems_section(ratings, pairs, report["coverage"])
     adjust_bias_family(report["position_bias"], report["length_bias"])
     if ratings.n == 0:
         report["reason"] = NO_RATINGS_REASON
