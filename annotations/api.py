@@ -22,7 +22,6 @@ from .errors import AnnotationError, CampaignClosed
 from .models import Assignment, Campaign, Pair, Preference, User
 from .rating import MAX_TOTAL_MS, MAX_VISIT_MS, rating_submit
 
-
 # Correctness verdicts: null (or left out) is "not sure", which only some campaigns accept.
 VERDICT_HELP = (
     "true = correct, false = incorrect, null = not sure; null (or leaving the field out) is accepted only "

@@ -7,7 +7,6 @@ Read only: a run whose worker stopped beating is failed by the worker's reaper, 
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from django.core.paginator import Paginator

@@ -17,8 +17,8 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from annotations.models import Assignment, Rating, User
-from tests.support.annotation_data import make_campaign
 from tests.conftest import require_service
+from tests.support.annotation_data import make_campaign
 
 ANNOTATORS = 50
 PROMPTS = 40

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotations.models import DEFAULT_TASK_QUESTIONS, Assignment, Campaign, Pair, Rating, User
 from annotations.campaigns import CampaignCreateError, campaign_create
+from annotations.models import DEFAULT_TASK_QUESTIONS, Assignment, Campaign, Pair, Rating, User
 from reports.annotators import GOLD_REASON, NO_GOLD_RATED_REASON
 from reports.building import campaign_report
 from reports.text import report_as_text

@@ -5,13 +5,11 @@ never asserted here."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from annotations.models import Assignment, Rating
 from tests.annotations.test_long_answers import LONG, _mixed, _set_answers, _set_prompts
 from tests.support.annotation_data import make_campaign
-
 
 BOX_JS = """(selector) => [...document.querySelectorAll(selector)].map(box => ({
   text: box.textContent,

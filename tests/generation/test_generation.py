@@ -19,9 +19,9 @@ from generation.jobs import JobInputError, job_cancel, job_create
 from generation.models import (
     Answer,
     Dataset,
+    FailureKind,
     GenerationChunk,
     GenerationJob,
-    FailureKind,
     JobStatus,
     ModelLoadAttempt,
     ModelSpec,

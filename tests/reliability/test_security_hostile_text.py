@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from annotations.models import Rating
 from annotations.campaigns import campaign_create
+from annotations.models import Rating
 from generation.importing import DataImportError, import_answers
 from generation.models import Answer, Dataset, Prompt
 from reports.exports import FORMULA_PREFIXES

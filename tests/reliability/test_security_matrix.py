@@ -21,8 +21,8 @@ import re
 import pytest
 from django.test import Client
 
-from annotations.models import Assignment, Rating
 from annotations.assignment import assignment_next
+from annotations.models import Assignment, Rating
 from annotations.rating import rating_submit
 from generation.models import FinetuneRun, GenerationJob
 from tests.support.annotation_data import VALID_RATING, make_campaign

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from annotations.models import Campaign
 from annotations.campaigns import campaign_create
+from annotations.models import Campaign
 from generation.models import Answer, Dataset, GenerationJob, JobStatus, ModelSpec, Prompt, Role
 
 SECRET_STRINGS = {
