@@ -40,6 +40,9 @@ def test_home_redirects_annotators_to_their_campaigns(alice):
     assert response.redirect_chain[-1][0] == "/annotate/"
     assert b"Spring review campaign" in response.content
     assert b"0 / 2" in response.content
+    # the campaign's name is itself the way in, not only the Start button beside it
+    campaign = Campaign.objects.get()
+    assert f'<a href="/annotate/campaigns/{campaign.pk}/">Spring review campaign</a>'.encode() in response.content
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client):
