@@ -62,6 +62,9 @@ class JobCreateInput(serializers.Serializer):
     chunk_prompts = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, help_text="prompts per worker task"
     )
+    prompt_limit = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="answer only the first N prompts"
+    )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -641,3 +641,21 @@ def test_queue_generation_with_a_prompt_limit_answers_only_the_first_prompts():
             stdout=StringIO(), stderr=StringIO(),
         )  # fmt: skip
     assert GenerationJob.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_queues_a_job_over_the_first_prompts_only(client, admin_user):
+    make_dataset(n=5)
+    client.force_login(admin_user)
+    with mock.patch(SEND):
+        response = client.post(
+            "/api/jobs/", {"dataset": "shop", "base_model": "m", "prompt_limit": 3}, content_type="application/json"
+        )
+    assert response.status_code == 201, response.json()
+    job = GenerationJob.objects.get(pk=response.json()["id"])
+    assert job.total == 6 and job.settings["prompt_limit"] == 3
+    bad = client.post(
+        "/api/jobs/", {"dataset": "shop", "base_model": "m", "prompt_limit": 0}, content_type="application/json"
+    )
+    assert bad.status_code == 400 and "prompt_limit" in bad.json()
+    assert GenerationJob.objects.count() == 1
