@@ -7,6 +7,7 @@ from typing import Any
 
 from reports.labels import bytes_label, count, humanize, metric_label, plural, role_label
 from reports.statistics.common import ROLES
+from reports.text_reading import across_raters_lines, comment_lines, disagreement_lines, systems_lines
 
 # identity leaks listed by name; the rest are counted and left to the JSON report
 LISTED_LEAKS = 20
@@ -34,6 +35,9 @@ def report_as_text(report: dict[str, Any]) -> str:
         *_identity_leaks(report["identity_leaks"]),
         *_annotators(report["per_annotator"]),
         *_style(report.get("style_identifiability")),
+        *systems_lines(report.get("systems")),
+        *disagreement_lines(report),
+        *comment_lines(report.get("comments")),
         "",
         *_claims(report["claims"]),
     ]
@@ -120,7 +124,7 @@ def _relevance(rel: dict[str, Any], scale: str) -> list[str]:
             "(scipy defaults, zero differences dropped; for reference)"
         ),
         f"  interval methods: {humanize(rel['ci_method'])}",
-        *_across_raters(rel.get("across_raters")),
+        *across_raters_lines(rel.get("across_raters")),
     ]
     for task, t in rel.get("by_task", {}).items():
         lines.append(
@@ -129,21 +133,6 @@ def _relevance(rel: dict[str, Any], scale: str) -> list[str]:
             f"n={t['n_prompts']}{_small(t)})"
         )
     return lines
-
-
-def _across_raters(block: dict[str, Any] | None) -> list[str]:
-    """The interval that counts raters as a sample too (would a new panel see the difference?)."""
-    if not block:
-        return []
-    k = block["n_annotators"]
-    return [
-        (
-            f"  over new raters   {_points_ci(block['ci95'], block.get('reason'))} "
-            f"({k} annotator{'s' if k != 1 else ''} as a sample; two-way cluster t, df={block['df']}"
-            + (f", p={block['p']:.3g})" if block["p"] is not None else ")")
-        ),
-        f"  method: {block['method']}",
-    ]
 
 
 def _win_rate(win: dict[str, Any]) -> list[str]:

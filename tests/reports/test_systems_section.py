@@ -62,3 +62,30 @@ def test_the_statement_is_refused_while_coverage_is_uneven():
     assert report["coverage"]["even"] is False
     assert statement["refused"] and "coverage is too uneven" in statement["reason"]
     assert "finetuned > pretrained" in statement["would_read"]
+
+
+def test_the_text_report_prints_the_leaderboard_the_disagreement_queue_and_comments():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from annotations.models import Rating
+
+    prompts = generated_prompts({"sentiment": 20, "recommendation": 20})
+    ids = [p[0] for p in prompts]
+    rows = _rows(ids, "finetuned")
+    # a second rater on the first prompt who sees it the other way round: the queue's first pair
+    rows.append((ids[0], 1, "right", 5, 1, None, None, "pretrained"))
+    hc = build_hand_campaign(prompts=prompts, ratings=rows, name="text")
+    Rating.objects.filter(pk=hc.ratings[-1].pk).update(comment="the second answer  ignores\nthe question")
+    out = StringIO()
+    call_command("report", "--campaign", str(hc.campaign.pk), "--format", "text", stdout=out)
+    text = out.getvalue()
+    assert "Leaderboard (Bradley–Terry strength" in text
+    assert "  1. fine-tuned" in text and "  2. pre-trained" in text
+    assert "The data tell every pair apart: fine-tuned > pre-trained" in text
+    pair = hc.pairs[ids[0]].pk
+    assert "Disagreement queue: 1 pair where raters disagree" in text
+    assert f"  pair {pair} ({ids[0]}, sentiment): score spread" in text and "preference split" in text
+    assert "Comments: 1 comment; the newest 1" in text
+    assert f"  pair {pair} (sentiment), rater-" in text and ": the second answer ignores the question" in text
