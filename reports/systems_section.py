@@ -9,43 +9,38 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from reports.campaign_rows import CampaignPairs, CampaignRatings
 from reports.statistics.systems import rank_systems
+from reports.statistics.systems_table import A_PREFERRED, B_PREFERRED, BOTH_BAD, TIE, JudgmentTable
 
 SYSTEMS = ["pretrained", "finetuned"]
 
 
-def _winner(preference: str, finetuned_left: bool) -> str:
-    """The rating's preference as a judgment of system a (pre-trained) against b (fine-tuned)."""
-    if preference in ("tie", "both_bad"):
-        return preference
-    finetuned_won = (preference == "left") == finetuned_left
-    return "b" if finetuned_won else "a"
-
-
-def systems_section(ratings: CampaignRatings, pairs: CampaignPairs, coverage: dict[str, Any]) -> dict[str, Any]:
+def systems_section(
+    ratings: CampaignRatings, pairs: CampaignPairs, coverage: dict[str, Any]
+) -> dict[str, Any]:
     """`rank_systems` on the campaign's ratings, baseline pre-trained; a reason instead with no ratings."""
     if ratings.n == 0:
         return {"systems": SYSTEMS, "reason": "no ratings yet"}
-    judgments = [
-        {
-            "prompt": int(code),
-            "task": str(pairs.tasks[code]),
-            "system_a": "pretrained",
-            "system_b": "finetuned",
-            "score_a": int(pt),
-            "score_b": int(ft),
-            "preference": _winner(pref, bool(fl)),
-        }
-        for code, pt, ft, pref, fl in zip(
-            ratings.pair_codes,
-            ratings.pretrained_scores,
-            ratings.finetuned_scores,
-            ratings.preferences,
-            ratings.finetuned_left,
-        )
-    ]
-    out = rank_systems(judgments, systems=SYSTEMS, baseline="pretrained")
+    # the judgments coded straight from the campaign's arrays: system a = pre-trained, b = fine-tuned
+    used, prompt = np.unique(ratings.pair_codes, return_inverse=True)
+    prefs = np.asarray(ratings.preferences, dtype=object)
+    finetuned_won = (prefs == "left") == ratings.finetuned_left
+    outcome = np.where(finetuned_won, B_PREFERRED, A_PREFERRED)
+    outcome = np.where(prefs == "tie", TIE, np.where(prefs == "both_bad", BOTH_BAD, outcome))
+    table = JudgmentTable(
+        tuple(SYSTEMS),
+        prompt.astype(np.int64),
+        np.asarray(pairs.tasks[used], dtype=object),
+        np.zeros(ratings.n, np.int64),
+        np.ones(ratings.n, np.int64),
+        ratings.pretrained_scores.astype(np.int64),
+        ratings.finetuned_scores.astype(np.int64),
+        outcome.astype(np.int64),
+    )
+    out = rank_systems(table, baseline="pretrained")
     statement = out["leaderboard"]["statement"]
     if coverage.get("even") is False and not statement["refused"]:
         statement.update(

@@ -219,7 +219,7 @@ def ranking(table: JudgmentTable, n_resamples: int, seed: int, metric: str) -> d
 
 
 def rank_systems(
-    judgments: Iterable[Mapping[str, Any]],
+    judgments: Iterable[Mapping[str, Any]] | JudgmentTable,
     *,
     systems: Sequence[str] | None = None,
     baseline: str | None = None,
@@ -232,7 +232,8 @@ def rank_systems(
     against `baseline`. Raises ValueError for bad judgments or a baseline that is not a system."""
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
-    table = judgment_table(judgments, systems)
+    # an already coded table (reports.systems_section builds one from the campaign's arrays) is used as is
+    table = judgments if isinstance(judgments, JudgmentTable) else judgment_table(judgments, systems)
     if baseline is not None and baseline not in table.systems:
         raise ValueError(f"baseline {baseline!r} is not one of the systems ({', '.join(table.systems)})")
     out: dict[str, Any] = {

@@ -89,3 +89,25 @@ def test_the_text_report_prints_the_leaderboard_the_disagreement_queue_and_comme
     assert f"  pair {pair} ({ids[0]}, sentiment): score spread" in text and "preference split" in text
     assert "Comments: 1 comment; the newest 1" in text
     assert f"  pair {pair} (sentiment), rater-" in text and ": the second answer ignores the question" in text
+
+
+def test_the_report_codes_the_same_judgments_as_the_checked_table_reader():
+    """The section builds its judgment table from the campaign's arrays (fast); the same ratings read
+    as judgment mappings through `judgment_table` (checked) give the same strengths."""
+    from reports.statistics.systems import rank_systems
+    from tests.support.report_data import PROMPTS, RATINGS
+
+    hc = build_hand_campaign(name="same")
+    report = campaign_report(hc.campaign)
+    task = {p[0]: p[1] for p in PROMPTS}
+    judgments = [
+        {"prompt": ext, "task": task[ext], "system_a": "pretrained", "system_b": "finetuned", "score_a": pt,
+         "score_b": ft, "preference": {"pretrained": "a", "finetuned": "b"}.get(pref, pref)}
+        for ext, _, _, pt, ft, _, _, pref in RATINGS
+    ]  # fmt: skip
+    direct = rank_systems(judgments, systems=["pretrained", "finetuned"], baseline="pretrained")
+    for name in ("pretrained", "finetuned"):
+        mine, theirs = report["systems"]["strengths"][name], direct["strengths"][name]
+        assert mine["strength"] == pytest.approx(theirs["strength"])
+        assert mine["ci95"] == pytest.approx(theirs["ci95"])
+    assert report["systems"]["win_matrix"] == direct["win_matrix"]
