@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +45,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._machine import machine
 from reports.statistics.campaign_coverage import campaign_coverage
 from reports.statistics.claims import (
     MIN_PROMPTS_FOR_CLAIM,
@@ -330,13 +330,6 @@ def _targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "meets_target": all(w["ci95"][0] <= TARGET for w in present),
         "all_within_target": all(w["rate"] <= TARGET for w in present),
     }
-
-
-def machine() -> str:
-    return (
-        f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}, "
-        f"Python {platform.python_version()}, numpy {np.__version__}"
-    )
 
 
 def main() -> None:

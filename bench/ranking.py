@@ -37,7 +37,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._machine import machine
 from reports.statistics.systems import rank_systems
 from reports.statistics.systems_fit import fit_point
 from reports.statistics.systems_table import judgment_table, per_prompt_counts
@@ -256,13 +256,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cells = ["          —" if row[k] is None else f"{row[k] * 100:11.1f}" for _, k in COLUMNS]
         print(f"{row['process']:<10} {row['n']:>4} " + " ".join(cells))
-
-
-def machine() -> str:
-    return (
-        f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}, "
-        f"Python {platform.python_version()}, numpy {np.__version__}"
-    )
 
 
 def main() -> None:
