@@ -132,10 +132,8 @@ def _open(form: CampaignNewForm, job: GenerationJob) -> Campaign | None:
                 task_questions=form.task_questions(),
                 gold=data.get("gold"),
                 gold_source=form.gold_name,
-            )
-            campaign.allow_not_sure, campaign.gold_feedback = data["allow_not_sure"], data["gold_feedback"]
-            Campaign.objects.filter(pk=campaign.pk).update(
-                allow_not_sure=campaign.allow_not_sure, gold_feedback=campaign.gold_feedback
+                allow_not_sure=data["allow_not_sure"],
+                gold_feedback=data["gold_feedback"],
             )
     except CampaignCreateError as exc:
         message = str(exc)

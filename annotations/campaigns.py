@@ -119,11 +119,14 @@ def campaign_create(
     task_questions: dict[str, str] | None = None,
     gold: Iterable[tuple[int, object]] | None = None,
     gold_source: str = "gold",
+    allow_not_sure: bool = False,
+    gold_feedback: bool = False,
 ) -> Campaign:
     """Open a campaign with one pair per prompt that has both a pre-trained and a fine-tuned answer.
 
     `task_questions` overrides the built-in question wording per task; `gold` marks pairs as gold
-    (see `campaign_set_gold`). All or nothing: any error leaves no campaign behind."""
+    (see `campaign_set_gold`); `allow_not_sure` offers "not sure" as a verdict; `gold_feedback` shows a
+    gold pair's known verdict after it is rated. All or nothing: any error leaves no campaign behind."""
     questions = clean_task_questions(task_questions or {})
     if not name.strip():
         raise CampaignCreateError("campaign name must not be empty")
@@ -138,7 +141,13 @@ def campaign_create(
         )
 
     campaign = Campaign.objects.create(
-        job=job, name=name.strip(), overlap=overlap, guidelines=guidelines, task_questions=questions
+        job=job,
+        name=name.strip(),
+        overlap=overlap,
+        guidelines=guidelines,
+        task_questions=questions,
+        allow_not_sure=allow_not_sure,
+        gold_feedback=gold_feedback,
     )
     Pair.objects.bulk_create(
         Pair(

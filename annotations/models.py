@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from evalsite import access
@@ -104,7 +105,8 @@ class Campaign(models.Model):
     # Correctness verdicts start empty and must be given; "not sure" (stored as null) is offered only
     # where the campaign allows it. Campaigns made before this field existed allowed it.
     allow_not_sure = models.BooleanField(
-        default=False, help_text='offer "not sure" as a correctness verdict (else correct or incorrect is required)'
+        default=False,
+        help_text='offer "not sure" as a correctness verdict (else correct or incorrect is required)',
     )
     # Training rounds: after rating a gold pair the annotator is shown its known verdict.
     gold_feedback = models.BooleanField(
@@ -126,10 +128,9 @@ class Campaign(models.Model):
         if self.guidelines:
             before = None
             if not self._state.adding:
-                before = type(self)._default_manager.filter(pk=self.pk).values_list("guidelines", flat=True).first()
+                stored = type(self)._default_manager.filter(pk=self.pk)
+                before = stored.values_list("guidelines", flat=True).first()
             if before != self.guidelines:
-                from django.utils import timezone
-
                 self.guidelines_updated_at = timezone.now()
                 update_fields = kwargs.get("update_fields")
                 if update_fields is not None and "guidelines" in update_fields:

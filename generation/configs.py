@@ -191,6 +191,22 @@ class FinetuneConfig:
         return data
 
 
+def setting_text(value: object) -> str:
+    """A setting's value in words for pages (job settings, run configs): yes/no, lists joined, no
+    Python reprs; None (unset) is "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(setting_text(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {setting_text(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def _epoch_list(value: object) -> tuple[int, ...]:
     """Epoch numbers from "5,10,25" or a sequence of ints: sorted, distinct, each at least 1."""
     items = value.split(",") if isinstance(value, str) else list(value or ())  # type: ignore[call-overload]

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from evalsite.access import ADMINISTER, role_required
 
-from .configs import GenerationSettings
+from .configs import GenerationSettings, setting_text
 from .forms import JobQueueForm, UploadForm
 from .jobs import job_cancel, jobs_for_display
 from .models import (
@@ -158,21 +158,11 @@ SETTING_LABELS = {
 }
 
 
-def _setting_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(_setting_text(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_setting_text(v)}" for k, v in value.items())
-    return "-" if value is None else str(value)
-
-
 def settings_rows(job: GenerationJob) -> list[tuple[str, str]]:
     """The job's settings as (label, value) rows, defaults spelled out, in words rather than a dict."""
     stored = dict(job.settings or {})
     if job.imported:
-        return [(SETTING_LABELS.get(k, k), _setting_text(v)) for k, v in stored.items()]
+        return [(SETTING_LABELS.get(k, k), setting_text(v)) for k, v in stored.items()]
     defaults = GenerationSettings().as_dict()
     values = {**defaults, **stored}
     sampling = values.get("do_sample") is True
@@ -183,15 +173,15 @@ def settings_rows(job: GenerationJob) -> list[tuple[str, str]]:
     }
     if sampling:
         for key in ("temperature", "top_p"):
-            shown[key] = _setting_text(values[key]) if key in values else "the model's own"
+            shown[key] = setting_text(values[key]) if key in values else "the model's own"
     rows = []
     for key, label in SETTING_LABELS.items():
         if key in shown:
             rows.append((label, shown[key]))
         elif key in values and key not in ("temperature", "top_p", "source"):
-            rows.append((label, _setting_text(values[key])))
+            rows.append((label, setting_text(values[key])))
     known = set(SETTING_LABELS)
-    rows += [(key, _setting_text(value)) for key, value in stored.items() if key not in known]
+    rows += [(key, setting_text(value)) for key, value in stored.items() if key not in known]
     return rows
 
 

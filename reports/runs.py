@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from evalsite.access import READ_REPORTS, role_required
+from generation.configs import setting_text
 from generation.models import ACTIVE_STATUSES, FinetuneRun, JobStatus
 from generation.selectors import finetune_run_progress
 from reports.charts import run_loss_chart
@@ -79,18 +80,6 @@ CONFIG_UNSET = {
 }
 
 
-def _config_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(_config_text(v) for v in value) or "none"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_config_text(v)}" for k, v in value.items())
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def config_rows(config: dict[str, object]) -> list[tuple[str, str]]:
     """A run's config as (label, value) rows in words: no Python reprs, unset options said plainly."""
     rows = []
@@ -98,8 +87,8 @@ def config_rows(config: dict[str, object]) -> list[tuple[str, str]]:
         if key not in config:
             continue
         value = config[key]
-        rows.append((label, CONFIG_UNSET.get(key, "-") if value is None else _config_text(value)))
-    rows += [(key, _config_text(value)) for key, value in config.items() if key not in CONFIG_LABELS]
+        rows.append((label, CONFIG_UNSET.get(key, "-") if value is None else setting_text(value)))
+    rows += [(key, setting_text(value)) for key, value in config.items() if key not in CONFIG_LABELS]
     return rows
 
 

@@ -87,11 +87,14 @@ def make_campaign(
     """A campaign on a fresh job (see make_job for **kwargs). Like a new campaign made by
     create_campaign, it requires correct/incorrect verdicts unless `allow_not_sure` is set."""
     job = make_job(prompts=prompts, **kwargs)
-    campaign = campaign_create(job=job, name="Spring review campaign", overlap=overlap, guidelines=guidelines)
-    if allow_not_sure or gold_feedback:
-        campaign.allow_not_sure, campaign.gold_feedback = allow_not_sure, gold_feedback
-        campaign.save(update_fields=["allow_not_sure", "gold_feedback"])
-    return campaign
+    return campaign_create(
+        job=job,
+        name="Spring review campaign",
+        overlap=overlap,
+        guidelines=guidelines,
+        allow_not_sure=allow_not_sure,
+        gold_feedback=gold_feedback,
+    )
 
 
 VALID_RATING = {

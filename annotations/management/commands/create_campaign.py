@@ -5,7 +5,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotations.campaigns import CampaignCreateError, campaign_create, clean_task_questions
-from annotations.models import Campaign
 from generation.models import GenerationJob
 
 
@@ -101,10 +100,8 @@ class Command(BaseCommand):
                     task_questions=task_questions,
                     gold=gold_rows,
                     gold_source=f"--gold: {gold}",
-                )
-                campaign.allow_not_sure, campaign.gold_feedback = allow_not_sure, gold_feedback
-                Campaign.objects.filter(pk=campaign.pk).update(
-                    allow_not_sure=allow_not_sure, gold_feedback=gold_feedback
+                    allow_not_sure=allow_not_sure,
+                    gold_feedback=gold_feedback,
                 )
         except CampaignCreateError as exc:
             raise CommandError(str(exc)) from None
