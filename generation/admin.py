@@ -2,7 +2,7 @@
 
 Actions: on datasets, "Queue a generation job…" opens the job form (/jobs/new/) with that dataset
 chosen; on jobs, "Add" opens that same form (status, total and chunks are never typed in), "Queue again"
-makes a new job with the same dataset, models and settings, and "Cancel".
+makes a new job with the same dataset, models, further systems and settings, and "Cancel".
 Fine-tune runs: "Add" is a form that queues a run; "Queue again" and "Fail runs whose worker stopped
 sending heartbeats" are actions."""
 
@@ -26,6 +26,7 @@ from .models import (
     GenerationChunk,
     GenerationJob,
     JobStatus,
+    JobSystem,
     ModelLoadAttempt,
     ModelSpec,
     Prompt,
@@ -80,6 +81,20 @@ class ChunkInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class SystemInline(admin.TabularInline):
+    """The job's further systems (issue 17): made with the job, never edited (a campaign's pairs and
+    the report name them)."""
+
+    model = JobSystem
+    extra = 0
+    can_delete = False
+    fields = ["name", "kind", "adapter_path", "finetune_run", "epoch", "val_loss"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class LoadAttemptInline(admin.TabularInline):
     model = ModelLoadAttempt
     extra = 0
@@ -96,7 +111,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "status", "error", "failure_kind", "total", "started_at", "finished_at", "created_at", "imported"
     ]
-    inlines = [ChunkInline, LoadAttemptInline]
+    inlines = [SystemInline, ChunkInline, LoadAttemptInline]
     actions = ["queue_again", "cancel"]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
@@ -107,7 +122,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
     def get_inlines(self, request: HttpRequest, obj: GenerationJob | None) -> Any:
         return self.inlines if obj is not None else []
 
-    @admin.action(description="Queue again (same dataset, models and settings)")
+    @admin.action(description="Queue again (same dataset, models, systems and settings)")
     def queue_again(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
         for old in queryset.select_related("dataset", "pretrained_model", "finetuned_model", "finetune_run"):
             try:

@@ -18,7 +18,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
 from .configs import ConfigError, GenerationSettings
-from .importing import DataImportError, import_answers, import_prompts
+from .importing import DataImportError, import_answers, import_prompts, parse_system_names
 from .jobs import job_submit
 from .models import Dataset, FinetuneRun, GenerationJob, JobStatus, ModelSpec
 
@@ -48,12 +48,30 @@ class UploadForm(forms.Form):
         label="Dataset name (prompts) or job name (answers)",
         help_text="Answers make a new dataset of this name too.",
     )
+    systems = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Further systems (answers only)",
+        help_text="comma-separated: each is a column of the file with that system's answers, e.g. gpt-4o",
+    )
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
         return upload
+
+    def clean_systems(self) -> list[str]:
+        try:
+            return parse_system_names(self.cleaned_data.get("systems", ""), option="")
+        except DataImportError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("systems") and data.get("kind") == self.KIND_PROMPTS:
+            self.add_error("systems", "Only an answers file has further systems.")
+        return data
 
     def save(self) -> Dataset | GenerationJob | None:
         """Import the file; None (with the error on the form) when any row is bad: nothing is saved then."""
@@ -65,7 +83,9 @@ class UploadForm(forms.Form):
                     out.write(piece)
             try:
                 if self.cleaned_data["kind"] == self.KIND_ANSWERS:
-                    return import_answers(path, job_name=self.cleaned_data["name"])
+                    return import_answers(
+                        path, job_name=self.cleaned_data["name"], systems=self.cleaned_data["systems"]
+                    )
                 dataset, self.imported = import_prompts(path, dataset_name=self.cleaned_data["name"])
                 return dataset
             except DataImportError as exc:
@@ -127,6 +147,11 @@ class JobQueueForm(forms.Form):
         queryset=Dataset.objects.order_by("name"), to_field_name="name", empty_label=None
     )
     model = forms.ChoiceField(required=False, label="Model")
+    kept_epochs = forms.BooleanField(
+        required=False,
+        label="Also answer with the run's kept epochs",
+        help_text="with a fine-tuning run: each epoch it kept is one more system (epoch-NNN)",
+    )
     base_model = forms.CharField(
         required=False,
         max_length=1000,
@@ -176,6 +201,9 @@ class JobQueueForm(forms.Form):
         choice = data.get("model") or ""
         target = {"base_model": data.get("base_model", "").strip(), "gguf_file": data.get("gguf_file", "")}
         run_id = None
+        if data.get("kept_epochs") and not choice.startswith("run:"):
+            self.add_error("kept_epochs", "Pick a finished fine-tuning run above to use its kept epochs.")
+            return data
         if choice.startswith("run:"):
             run_id, target = int(choice[4:]), {"base_model": "", "gguf_file": ""}
         elif choice.startswith("base:"):
@@ -192,6 +220,7 @@ class JobQueueForm(forms.Form):
         self.submit_kwargs = {
             "dataset": data["dataset"], **target, "adapter_path": data.get("adapter_path", "").strip(),
             "finetune_run_id": run_id, "settings": settings, "name": data.get("name", "").strip(),
+            "kept_epochs": bool(data.get("kept_epochs")),
         }  # fmt: skip
         return data
 

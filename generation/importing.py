@@ -1,5 +1,9 @@
 """Importing prompt datasets (JSONL or CSV) and ready-made answers (JSONL).
 
+Ready-made answers come from the two systems every job has (`pretrained`, `finetuned`) and from any
+further outside systems named with `systems`: each is a column of the file and becomes a
+JobSystem(kind="imported") of the new job (`generation.importing_systems` adds one to an existing job).
+
 Every import loads all of its rows or none: each row is validated first, then everything is written in
 one transaction. Any bad input raises DataImportError whose message is one line naming the file, the
 line and the field, e.g. `eval.jsonl line 7: field "task": required`.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,13 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Answer, Dataset, GenerationJob, JobStatus, Prompt, Role
+from .models import TWO_SYSTEMS, Answer, Dataset, GenerationJob, JobStatus, JobSystem, Prompt
 
 PROMPT_FIELDS = ("external_id", "task", "text", "context", "reference", "label")
 REQUIRED_FIELDS = ("external_id", "task", "text")
 MAX_LENGTHS = {"external_id": 200, "task": 64, "label": 200}
-ANSWER_FIELDS = (Role.PRETRAINED.value, Role.FINETUNED.value)
+ANSWER_FIELDS = TWO_SYSTEMS
+SYSTEM_NAME_MAX = JobSystem._meta.get_field("name").max_length or 64
 
 
 class DataImportError(Exception):
@@ -125,8 +130,65 @@ def _clean_field(name: str, line: int, field: str, value: Any, *, required: bool
     return value
 
 
-def _read_rows(path: Path, *, extra_required: tuple[str, ...] = (), allow_csv: bool = True) -> list[Row]:
-    """Parse and validate every row; raise on the first problem. Duplicate external ids are errors."""
+def check_system_name(name: str, *, option: str) -> str:
+    """An outside system's name as given to `option` (e.g. "--systems"; "" for no prefix), stripped;
+    DataImportError when it cannot name a JobSystem: not a slug, too long, one of the two every job
+    has, a prompt field."""
+    name = name.strip()
+    where = f"{option}: " if option else ""
+    if not name:
+        raise DataImportError(f"{where}a system name is required")
+    if len(name) > SYSTEM_NAME_MAX:
+        raise DataImportError(f'{where}"{_one_line(name)}" is longer than {SYSTEM_NAME_MAX} characters')
+    try:
+        validate_slug(name)
+    except ValidationError:
+        bad = _one_line(name)
+        raise DataImportError(f'{where}"{bad}" is not a slug (letters, digits, - and _)') from None
+    if name in TWO_SYSTEMS:
+        raise DataImportError(f'{where}"{name}" is a system every job has already')
+    if name in PROMPT_FIELDS:
+        raise DataImportError(f'{where}"{name}" is a prompt field, not a system')
+    return name
+
+
+def parse_system_names(names: str | Iterable[str], *, option: str = "--systems") -> list[str]:
+    """The outside systems' names of an answers import, from a comma-separated text or a list, in order;
+    each checked by `check_system_name`, none twice. An empty or blank text gives none."""
+    if isinstance(names, str):
+        if not names.strip():
+            return []
+        names = names.split(",")
+    checked: list[str] = []
+    for name in names:
+        name = check_system_name(name, option=option)
+        if name in checked:
+            where = f"{option}: " if option else ""
+            raise DataImportError(f'{where}"{name}" is named twice')
+        checked.append(name)
+    return checked
+
+
+def system_answer(name: str, line: int, field: str, value: Any) -> str:
+    """An outside system's answer text: a string that is not blank and holds no NUL."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise _fail(name, line, f'field "{field}": required')
+    if not isinstance(value, str):
+        raise _fail(name, line, f'field "{field}": must be a string')
+    if "\x00" in value:
+        raise _fail(name, line, f'field "{field}": contains a NUL character (U+0000)')
+    return value
+
+
+def _read_rows(
+    path: Path,
+    *,
+    extra_required: tuple[str, ...] = (),
+    allow_csv: bool = True,
+    systems: tuple[str, ...] = (),
+) -> list[Row]:
+    """Parse and validate every row; raise on the first problem. Duplicate external ids are errors.
+    `extra_required` fields may be empty, `systems` (outside systems' answers) may not."""
     text = _read_text(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
@@ -148,6 +210,8 @@ def _read_rows(path: Path, *, extra_required: tuple[str, ...] = (), allow_csv: b
             if field not in record or record[field] is None:
                 raise _fail(path.name, line, f'field "{field}": required')
             values[field] = _clean_field(path.name, line, field, record[field], required=False)
+        for field in systems:
+            values[field] = system_answer(path.name, line, field, record.get(field))
         external_id = values["external_id"]
         if external_id in first_seen:
             raise _fail(
@@ -192,14 +256,20 @@ def import_prompts(path: str | Path, *, dataset_name: str) -> tuple[Dataset, int
     return dataset, len(rows)
 
 
-def import_answers(path: str | Path, *, job_name: str) -> GenerationJob:
-    """Bring your own generations: a dataset named after the job, its prompts, a finished job and both
-    answers of every prompt, all or nothing."""
+def import_answers(
+    path: str | Path, *, job_name: str, systems: str | Iterable[str] = ()
+) -> GenerationJob:
+    """Bring your own generations: a dataset named after the job, its prompts, a finished job and the
+    answers of every prompt, all or nothing. Each row has `pretrained` and `finetuned` texts and one more
+    column for each outside system named in `systems` (a list, or comma-separated), which becomes a
+    JobSystem(kind="imported") whose answers have the column's name as their role."""
     path = Path(path)
     job_name = job_name.strip()
     if not job_name:
         raise DataImportError("--job: a name is required")
-    rows = _read_rows(path, extra_required=ANSWER_FIELDS, allow_csv=False)
+    names = tuple(parse_system_names(systems))
+    rows = _read_rows(path, extra_required=ANSWER_FIELDS, allow_csv=False, systems=names)
+    roles = (*ANSWER_FIELDS, *names)
     with transaction.atomic():
         if Dataset.objects.filter(name=job_name).exists():
             raise DataImportError(f'dataset "{job_name}" already exists: pick another --job name')
@@ -217,16 +287,18 @@ def import_answers(path: str | Path, *, job_name: str) -> GenerationJob:
             dataset=dataset,
             imported=True,
             status=JobStatus.SUCCEEDED,
-            total=2 * len(rows),
+            total=len(roles) * len(rows),
             settings={"source": path.name},
             started_at=now,
             finished_at=now,
         )
+        for name in names:  # one by one: job_system_names orders by id
+            JobSystem.objects.create(job=job, name=name, kind=JobSystem.Kind.IMPORTED)
         Answer.objects.bulk_create(
             [
                 Answer(job=job, prompt=prompt, role=role, text=row.values[role], worker="import")
                 for row, prompt in zip(rows, prompts, strict=True)
-                for role in ANSWER_FIELDS
+                for role in roles
             ],
             batch_size=500,
         )

@@ -1,10 +1,12 @@
 """Generation jobs on the web side: creating, submitting to the workers, cancelling, failing.
 
-A job answers every prompt its dataset has when it is created (or its first `prompt_limit`), in both
-roles, split into chunks of prompts; each chunk is one Celery task ("generation.run_chunk", the chunk
-id only) that a worker answers (generation/worker/chunks.py). Every way of queueing a job — the API,
-the job page, the Django admin and `queue_generation` — goes through `job_submit`; the admin's "Queue
-again" through `job_submit_again`, which keeps every setting of the old job.
+A job answers every prompt its dataset has when it is created (or its first `prompt_limit`), with each
+of its systems — pre-trained, fine-tuned and any further adapters (generation/job_systems.py: given as
+`systems`, or `kept_epochs` for every kept epoch of its fine-tuning run) — split into chunks of
+prompts; each chunk is one Celery task ("generation.run_chunk", the chunk id only) that a worker
+answers (generation/worker/chunks.py). Every way of queueing a job — the API, the job page, the Django
+admin and `queue_generation` — goes through `job_submit`; the admin's "Queue again" through
+`job_submit_again`, which keeps every setting and system of the old job.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,6 +26,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .configs import DEFAULT_BATCH_SIZE, ConfigError, GenerationSettings
+from .job_systems import SystemSpec, check_systems, kept_epoch_specs, specs_of, system_spec, systems_create
 from .models import (
     ACTIVE_STATUSES,
     Dataset,
@@ -37,6 +42,9 @@ from .paths import check_model_paths, inside_roots
 from .publishing import RUN_CHUNK, publish_on_commit
 
 logger = logging.getLogger(__name__)
+
+# what job_create takes as one further system: a SystemSpec, {"name", "adapter_path"} or (name, path)
+SystemInput = SystemSpec | Mapping[str, Any] | Sequence[Any]
 
 
 class JobInputError(ConfigError):
@@ -54,7 +62,9 @@ def chunk_prompts() -> int:
 
 def jobs_for_display() -> QuerySet[GenerationJob]:
     """Jobs with the rows their pages and API answers show."""
-    return GenerationJob.objects.select_related("dataset", "pretrained_model", "finetuned_model")
+    return GenerationJob.objects.select_related(
+        "dataset", "pretrained_model", "finetuned_model", "finetune_run"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +166,22 @@ def check_job_paths(*, base_model: str, gguf_file: str = "", adapter_path: str =
         raise JobInputError(exc.field, exc.message) from None
 
 
+def further_systems(
+    systems: Sequence[SystemInput], *, kept_epochs: bool, finetune_run: FinetuneRun | None
+) -> list[SystemSpec]:
+    """A job's further systems, checked: the run's kept epochs (with `kept_epochs`), then `systems`.
+    JobInputError ("systems" or "kept_epochs") for anything unusable."""
+    try:
+        specs = [system_spec(value, n) for n, value in enumerate(systems, 1)]
+        if kept_epochs:
+            if finetune_run is None:
+                raise JobInputError("kept_epochs", "needs a fine-tuning run (finetune_run)")
+            specs = [*kept_epoch_specs(finetune_run), *specs]
+        return check_systems(specs)
+    except ConfigError as exc:
+        raise JobInputError(exc.field, exc.message) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Creating and submitting
 
@@ -171,6 +197,8 @@ def job_create(
     created_by: AbstractBaseUser | None = None,
     finetune_run: FinetuneRun | None = None,
     finetune_run_id: int | None = None,
+    systems: Sequence[SystemInput] = (),
+    kept_epochs: bool = False,
 ) -> GenerationJob:
     """A new job over every prompt the dataset has now (its first `settings.prompt_limit` when set),
     in chunks; not queued (see job_submit).
@@ -178,8 +206,10 @@ def job_create(
     Without an adapter the fine-tuned role is answered by the base model, with fallback=True. An empty
     dataset gives a job that has already failed, saying why. `finetune_run_id` picks a finished LoRA
     run (checked): its adapter answers the fine-tuned role and its base model is the default;
-    `finetune_run` links a run already known to have made this adapter. The stored settings name the
-    chunk size used, so the job can be repeated exactly."""
+    `finetune_run` links a run already known to have made this adapter. `systems` are further adapters
+    on the same base, each a JobSystem; `kept_epochs` adds one per kept epoch of the run (before
+    `systems`; generation.job_systems). `total` counts every system's answers. The stored settings name
+    the chunk size used, so the job can be repeated exactly. Bad input creates nothing."""
     if finetune_run_id is not None:
         finetune_run = finished_lora_run(finetune_run_id, adapter_path=adapter_path)
         adapter_path = finetune_run.output_dir
@@ -193,6 +223,7 @@ def job_create(
     gguf_file = (gguf_file or "").strip()
     adapter_path = (adapter_path or "").strip()
     check_job_paths(base_model=base_model, gguf_file=gguf_file, adapter_path=adapter_path)
+    specs = further_systems(systems, kept_epochs=kept_epochs, finetune_run=finetune_run)
     with transaction.atomic():
         pretrained = model_spec_get_or_create(base_model=base_model, gguf_file=gguf_file)
         finetuned = model_spec_get_or_create(
@@ -208,9 +239,10 @@ def job_create(
             finetuned_model=finetuned,
             finetune_run=finetune_run or finetune_run_for_adapter(adapter_path),
             settings=settings.as_dict(),
-            total=2 * len(prompt_ids),
+            total=(2 + len(specs)) * len(prompt_ids),
             created_by=created_by,
         )
+        systems_create(job, specs)
         if not prompt_ids:
             GenerationJob.fail_unless_finished(
                 job.pk, error=f'dataset "{dataset.name}" has no prompts', kind=FailureKind.NO_PROMPTS
@@ -253,6 +285,8 @@ def job_submit(
     settings: GenerationSettings | None = None,
     name: str = "",
     created_by: AbstractBaseUser | None = None,
+    systems: Sequence[SystemInput] = (),
+    kept_epochs: bool = False,
 ) -> GenerationJob:
     """Create a job and queue it after the commit; the one way every caller queues a job.
 
@@ -270,6 +304,8 @@ def job_submit(
             created_by=created_by,
             finetune_run=finetune_run,
             finetune_run_id=finetune_run_id,
+            systems=systems,
+            kept_epochs=kept_epochs,
         )
         job_queue(job)
     job = jobs_for_display().get(pk=job.pk)
@@ -283,8 +319,9 @@ def job_submit(
 
 
 def job_submit_again(*, job: GenerationJob, created_by: AbstractBaseUser | None = None) -> GenerationJob:
-    """A new job like `job`: same dataset, models, adapter, linked run and every setting (sampling,
-    seed, batch and chunk sizes...). Raises JobInputError for a job with no model (imported answers)."""
+    """A new job like `job`: same dataset, models, adapter, further adapter systems, linked run and
+    every setting (sampling, seed, batch and chunk sizes...). Raises JobInputError for a job with no
+    model (imported answers), or when a system's adapter folder is no longer usable."""
     if job.pretrained_model is None:
         raise JobInputError("job", f"Job {job.pk} has no model (imported answers)")
     old = job.settings or {}
@@ -300,6 +337,7 @@ def job_submit_again(*, job: GenerationJob, created_by: AbstractBaseUser | None 
         settings=GenerationSettings.from_dict(old),
         name=job.name,
         created_by=created_by,
+        systems=specs_of(job),
     )
 
 

@@ -16,6 +16,11 @@ class Role(models.TextChoices):
     FINETUNED = "finetuned", "Fine-tuned"
 
 
+# The two systems every job has. A job of more than two systems (issue 17) names the others by
+# `JobSystem.name`; an answer's `role` is the name of the system that wrote it.
+TWO_SYSTEMS = (Role.PRETRAINED.value, Role.FINETUNED.value)
+
+
 class Dataset(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -132,10 +137,52 @@ class GenerationJob(FailsOnce, models.Model):
         return self.name or f"job {self.pk}"
 
 
+class JobSystem(models.Model):
+    """A system a job answers with beyond its two (pre-trained and fine-tuned): another LoRA adapter on
+    the same base (a kept epoch of a run, another recipe) or answers imported from an outside system.
+    Its `name` is the `role` of its answers. `epoch` and `val_loss` are set for a kept epoch of the
+    job's fine-tuning run (the report sets human strength against validation loss)."""
+
+    class Kind(models.TextChoices):
+        ADAPTER = "adapter"
+        IMPORTED = "imported"
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="extra_systems")
+    name = models.SlugField(max_length=64)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    adapter_path = models.CharField(max_length=1000, blank=True)
+    finetune_run = models.ForeignKey(
+        "FinetuneRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    val_loss = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "name"], name="job_system_unique_name"),
+            models.CheckConstraint(
+                condition=~Q(name__in=TWO_SYSTEMS), name="job_system_not_pretrained_or_finetuned"
+            ),
+        ]
+        ordering = ["job_id", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def job_system_names(job: GenerationJob | int) -> list[str]:
+    """Every system of a job in order: pre-trained, fine-tuned, then its further systems as added."""
+    job_id = job if isinstance(job, int) else job.pk
+    extra = JobSystem.objects.filter(job_id=job_id).order_by("id").values_list("name", flat=True)
+    return [*TWO_SYSTEMS, *extra]
+
+
 class Answer(models.Model):
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="answers")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="answers")
-    role = models.CharField(max_length=20, choices=Role.choices)
+    # the system that wrote it: "pretrained", "finetuned", or a JobSystem's name
+    role = models.CharField(max_length=64)
     text = models.TextField()
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -156,7 +203,7 @@ class Answer(models.Model):
                 fields=["job", "prompt", "role"], name="answer_unique_per_job_prompt_role"
             ),
             models.CheckConstraint(
-                condition=Q(fallback=False) | Q(role="finetuned"), name="answer_fallback_only_for_finetuned"
+                condition=Q(fallback=False) | ~Q(role="pretrained"), name="answer_fallback_not_for_pretrained"
             ),
         ]
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from .models import ACTIVE_STATUSES, Answer, FinetuneRun, GenerationJob
+from .models import ACTIVE_STATUSES, Answer, FinetuneRun, GenerationJob, JobSystem, Role
 from .workers import WorkerCensus
 
 
@@ -35,7 +35,11 @@ def job_progress(job: GenerationJob, census: WorkerCensus | None = None) -> Prog
     from the answer rate so far (None until there is something to go on). With the workers' `census`
     (read once per page or API answer), whether the job waits for a worker."""
     stats = Answer.objects.filter(job=job).aggregate(tokens=Sum("output_tokens"))
-    done = Answer.objects.filter(job=job).count()
+    made = Answer.objects.filter(job=job)
+    if not job.imported:  # `total` counts what the workers generate: not a system's imported answers
+        imported = JobSystem.objects.filter(job=job, kind=JobSystem.Kind.IMPORTED).values("name")
+        made = made.exclude(role__in=imported)
+    done = made.count()
     fallback = Answer.objects.filter(job=job, fallback=True).count()
     tokens = int(stats["tokens"] or 0)
     elapsed = None
@@ -58,6 +62,58 @@ def job_progress(job: GenerationJob, census: WorkerCensus | None = None) -> Prog
         error=job.error,
         waiting_for_worker=census is not None and census.waiting_for_worker(job.status),
     )
+
+
+@dataclass
+class SystemRow:
+    """One system of a job as pages and the API show it. `kind`: "base" (the pre-trained system),
+    "adapter" (the fine-tuned one and further adapters) or "imported" (answers brought in)."""
+
+    name: str
+    kind: str
+    adapter_path: str
+    epoch: int | None
+    val_loss: float | None
+    answers: int
+    fallback: int
+
+
+def job_systems(job: GenerationJob) -> list[SystemRow]:
+    """Every system of the job in its order (pre-trained, fine-tuned, then its JobSystems by id), with
+    the answers each has made so far. The fine-tuned system's epoch and validation loss are its run's
+    best, when the job has a run."""
+    counts = {
+        row["role"]: row
+        for row in Answer.objects.filter(job=job)
+        .values("role")
+        .annotate(n=Count("id"), fallback=Count("id", filter=Q(fallback=True)))
+    }
+
+    def row(name: str, kind: str, path: str, epoch: Any = None, val_loss: Any = None) -> SystemRow:
+        made = counts.get(name, {})
+        return SystemRow(name, kind, path, epoch, val_loss, made.get("n", 0), made.get("fallback", 0))
+
+    metrics = job.finetune_run.metrics if job.finetune_run_id and job.finetune_run else None
+    metrics = metrics if isinstance(metrics, dict) else {}
+    best_epoch, best_loss = metrics.get("best_epoch"), metrics.get("best_val_loss")
+    if isinstance(best_epoch, bool) or not isinstance(best_epoch, int):
+        best_epoch = None
+    if isinstance(best_loss, bool) or not isinstance(best_loss, int | float):
+        best_loss = None
+    own = "imported" if job.imported else None
+    rows = [
+        row(Role.PRETRAINED.value, own or "base", ""),
+        row(
+            Role.FINETUNED.value,
+            own or JobSystem.Kind.ADAPTER.value,
+            job.finetuned_model.adapter_path if job.finetuned_model else "",
+            best_epoch,
+            best_loss,
+        ),
+    ]
+    for system in JobSystem.objects.filter(job=job).order_by("id"):
+        rows.append(row(system.name, system.kind, system.adapter_path, system.epoch, system.val_loss))
+    return rows
 
 
 def finetune_run_progress(run: FinetuneRun) -> dict[str, Any]:

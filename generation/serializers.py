@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .configs import ConfigError, FinetuneConfig, GenerationSettings
 from .jobs import job_submit
 from .models import Dataset, FinetuneRun, GenerationJob, JobStatus
 from .runs import finetune_run_submit
-from .selectors import Progress, finetune_run_progress, job_progress
+from .selectors import Progress, finetune_run_progress, job_progress, job_systems
+from .system_serializers import JobSystemInput, JobSystemOutput
 from .workers import WorkerCensus, worker_census
 
 LIMITS = GenerationSettings.LIMITS
@@ -66,6 +68,10 @@ class JobCreateInput(serializers.Serializer):
         required=False, allow_null=True, default=None, min_value=1, help_text="answer only the first N prompts"
     )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    systems = JobSystemInput(many=True, required=False, help_text="further adapter systems on the base")
+    kept_epochs = serializers.BooleanField(
+        required=False, default=False, help_text="also every kept epoch of finetune_run, as epoch-NNN"
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("base_model", "").strip() and attrs.get("finetune_run") is None:
@@ -86,6 +92,8 @@ class JobCreateInput(serializers.Serializer):
             settings=validated_data["settings"],
             name=validated_data.get("name", ""),
             created_by=validated_data.get("created_by"),
+            systems=[dict(system) for system in validated_data.get("systems", [])],
+            kept_epochs=validated_data.get("kept_epochs", False),
         )
 
 
@@ -104,6 +112,7 @@ class JobOutput(serializers.ModelSerializer):
     waiting_for_worker = serializers.SerializerMethodField(
         help_text="true while the job is queued or running and no worker is live"
     )
+    systems = serializers.SerializerMethodField(help_text="every system of the job, in its order")
 
     class Meta:
         model = GenerationJob
@@ -130,6 +139,7 @@ class JobOutput(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "systems",
         ]
         read_only_fields = fields
 
@@ -171,6 +181,10 @@ class JobOutput(serializers.ModelSerializer):
 
     def get_waiting_for_worker(self, job: GenerationJob) -> bool:
         return self._progress(job).waiting_for_worker
+
+    @extend_schema_field(JobSystemOutput(many=True))
+    def get_systems(self, job: GenerationJob) -> list[dict[str, Any]]:
+        return JobSystemOutput(job_systems(job), many=True).data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Server-rendered generation pages for evalsite admins: uploading a prompts or answers file
 (`/datasets/upload/`), queueing a job (`/jobs/new/`), the job list with filters and pages (`/jobs/`), a
-job's page with its progress, settings, chunks, load attempts and first answers, and cancelling.
+job's page with its progress, systems, settings, chunks, load attempts and first answers, and
+cancelling.
 
 Jobs name models and adapter paths, which annotators must never see: every page here is for admins
 (evalsite.access). No ML code is imported here."""
@@ -29,8 +30,9 @@ from .models import (
     GenerationChunk,
     GenerationJob,
     JobStatus,
+    job_system_names,
 )
-from .selectors import job_progress
+from .selectors import job_progress, job_systems
 from .workers import worker_census
 
 PER_PAGE = 25
@@ -47,8 +49,10 @@ def dataset_upload_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         result = form.save()
         if isinstance(result, GenerationJob):
-            prompts = result.total // 2
-            messages.success(request, f'Imported {prompts} prompts with both answers as job "{result.name}".')
+            k = len(job_system_names(result))
+            prompts = result.total // k
+            answers = "both answers" if k == 2 else f"the answers of {k} systems"
+            messages.success(request, f'Imported {prompts} prompts with {answers} as job "{result.name}".')
             return redirect("job-detail", pk=result.pk)
         if isinstance(result, Dataset):
             messages.success(request, f'Imported {form.imported} prompts into dataset "{result.name}".')
@@ -62,7 +66,9 @@ def dataset_upload_page(request: HttpRequest) -> HttpResponse:
 # Queueing
 
 
-WHAT_FIELDS = ("dataset", "model", "base_model", "gguf_file", "adapter_path", "prompt_limit", "name")
+WHAT_FIELDS = (
+    "dataset", "model", "kept_epochs", "base_model", "gguf_file", "adapter_path", "prompt_limit", "name"
+)  # fmt: skip
 HOW_FIELDS = (
     "max_new_tokens", "batch_size", "chunk_prompts", "seed", "do_sample", "temperature", "top_p"
 )  # fmt: skip
@@ -231,6 +237,8 @@ def job_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
             "chunk_rows": chunk_rows,
             "chunk_counts": sorted(counts.items()),
             "settings_rows": settings_rows(job),
+            "systems": job_systems(job),
+            "prompt_count": sum(len(chunk.prompt_ids) for chunk in chunks),
             "can_open_campaign": finished and progress.done > 0,
             "campaigns": job.campaigns.order_by("-id") if finished else [],
             "load_attempts": job.load_attempts.order_by("id"),

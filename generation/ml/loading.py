@@ -1,9 +1,10 @@
 """The models a worker process holds: one base model, the adapters attached to it or merged into
 copies of it, and the environment settings that say how they run.
 
-One base load serves both roles. The adapter is attached with
+One base load serves every system of a job. The adapter is attached with
 `PeftModel.from_pretrained(base, adapter, adapter_name=...)` ("switch" mode: pre-trained rows run with
-it switched off) or merged into a copy of the base ("merged" mode); see `adapter_mode`.
+it switched off) or merged into a copy of the base ("merged" mode); see `adapter_mode`. A job of more
+than one adapter (issue 17) attaches them all switched, each under its own adapter name.
 
 Models stay loaded for the life of the worker process, in the worker's one `ModelHost`: the worker is
 started with the solo pool, so nothing is loaded, and CUDA is never touched, before a fork.
@@ -151,17 +152,23 @@ class ModelHost:
         self._models[key] = entry
         return entry, LoadInfo(seconds=seconds, from_cache=False)
 
-    def load_adapter(self, entry: LoadedModel, adapter_path: str) -> tuple[str, LoadInfo]:
-        """Make the peft adapter in `adapter_path` answer for the fine-tuned role, attached to the held
-        base or merged into a copy of it (see `adapter_mode`); returns its adapter name.
+    def load_adapter(
+        self, entry: LoadedModel, adapter_path: str, *, merge: bool = True
+    ) -> tuple[str, LoadInfo]:
+        """Make the peft adapter in `adapter_path` answer for its system, attached to the held base or
+        merged into a copy of it (see `adapter_mode`); returns its adapter name (each adapter its own).
+        `merge=False` attaches it switched whatever the mode, and drops any merged copy: a job of
+        several adapters needs them all at once, and the host keeps one merged copy at a time.
         Raises AdapterLoadError, saying whether the failed attempt damaged the base."""
         key = str(Path(adapter_path).expanduser().resolve()) if adapter_path else adapter_path
+        if not merge:
+            _drop_merged(entry)
         if key in entry.adapters:
             return entry.adapters[key], LoadInfo(seconds=0.0, from_cache=True)
         _check_adapter_folder(Path(key), adapter_path)
-        name = "finetuned" if not entry.adapters else f"finetuned_{len(entry.adapters)}"
+        name = _new_adapter_name(entry)
         started = time.perf_counter()
-        merged = not entry.is_peft and adapter_mode(entry.device) == "merged"
+        merged = merge and not entry.is_peft and adapter_mode(entry.device) == "merged"
         if not (merged and _attach_merged(entry, key, name, adapter_path)):
             _attach_switched(entry, key, name, adapter_path)
         entry.adapters[key] = name
@@ -220,6 +227,31 @@ def _check_adapter_folder(folder: Path, adapter_path: str) -> None:
             )
 
 
+def _new_adapter_name(entry: LoadedModel) -> str:
+    """"finetuned" for the first adapter, then "finetuned_1", ...: never a name the base or a copy
+    holds (a failed attempt may have left its name in the peft model's config)."""
+    taken = set(entry.adapters.values()) | set(entry.merged)
+    if entry.is_peft:
+        taken |= set(getattr(entry.model, "peft_config", {}) or {})
+    name, n = "finetuned", 0
+    while name in taken:
+        n += 1
+        name = f"finetuned_{n}"
+    return name
+
+
+def _drop_merged(entry: LoadedModel) -> None:
+    """Forget every merged copy (and its adapter), freeing its memory."""
+    if not entry.merged:
+        return
+    for key, name in list(entry.adapters.items()):
+        if name in entry.merged:
+            del entry.adapters[key]
+    entry.merged.clear()
+    gc.collect()
+    _empty_cuda_cache()
+
+
 def _attach_merged(entry: LoadedModel, folder: str, name: str, adapter_path: str) -> bool:
     """Merge the adapter into a copy of the plain base; False when there is no memory for the copy.
 
@@ -267,12 +299,21 @@ def _attach_switched(entry: LoadedModel, folder: str, name: str, adapter_path: s
             model = entry.model
     except Exception as exc:  # peft raises ValueError, OSError, KeyError, RuntimeError... for bad adapters
         damaged = was_plain and _has_lora_layers(entry.model)
+        if not was_plain:  # the other adapters stay; what this one left half-made goes
+            _delete_adapter(entry.model, name)
         raise AdapterLoadError(
             f"cannot load adapter {adapter_path}: {type(exc).__name__}: {exc}", base_damaged=damaged
         ) from exc
     model.to(entry.device)
     model.eval()
     entry.model = model
+
+
+def _delete_adapter(model: PeftModel, name: str) -> None:
+    try:
+        model.delete_adapter(name)
+    except Exception:  # noqa: BLE001  (nothing of it was made: nothing to delete)
+        model.peft_config.pop(name, None)
 
 
 def _has_lora_layers(model: torch.nn.Module) -> bool:

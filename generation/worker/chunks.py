@@ -1,5 +1,9 @@
 """Answering one chunk of a job on a worker, exactly once per (job, prompt, role).
 
+A chunk's prompts are answered by every system a worker generates for the job: pre-trained, fine-tuned
+and each further system of kind "adapter" (generation/job_systems.py); an answer's `role` is the name
+of its system.
+
 A chunk's task ("generation.run_chunk") carries the chunk id only. Its delivery is at least once:
 the message is acknowledged late, so a worker killed mid-chunk leaves it to be delivered again
 (see generation/worker/tasks.py). The database makes every answer exist at most once:
@@ -27,6 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from generation.configs import GenerationSettings
+from generation.job_systems import generated_system_names
 from generation.jobs import job_fail
 from generation.ml import engine, prompting
 from generation.ml.modeling import ModelLoadError
@@ -39,7 +44,6 @@ from generation.models import (
     GenerationJob,
     JobStatus,
     Prompt,
-    Role,
 )
 
 from .role_models import load_role_models
@@ -55,7 +59,8 @@ def chunk_max_attempts() -> int:
 
 
 def chunk_run(*, chunk_id: int, retries: int = 0, runtime: WorkerRuntime | None = None) -> None:
-    """Make the missing answers of one chunk (both roles). Safe to run twice, or at once on two workers.
+    """Make the missing answers of one chunk (every system the workers generate for its job). Safe to
+    run twice, or at once on two workers.
 
     Whatever happens, the chunk ends finished (succeeded, failed or cancelled) so the job never
     stays running; only a lost database connection (retried by the task) or a killed worker (the
@@ -71,7 +76,8 @@ def chunk_run(*, chunk_id: int, retries: int = 0, runtime: WorkerRuntime | None 
     job = chunk.job
     prompts = list(Prompt.objects.filter(pk__in=chunk.prompt_ids).order_by("id"))
     existing = set(Answer.objects.filter(job=job, prompt__in=prompts).values_list("prompt_id", "role"))
-    missing = [(p, role) for p in prompts for role in Role.values if (p.pk, role) not in existing]
+    systems = generated_system_names(job)
+    missing = [(p, role) for p in prompts for role in systems if (p.pk, role) not in existing]
     if not missing:
         chunk_finish(chunk.pk, job.pk, JobStatus.SUCCEEDED)
         return
@@ -159,13 +165,13 @@ def answer_missing(runtime: WorkerRuntime, job: GenerationJob, missing: list[tup
     models = load_role_models(runtime, job)
     entry = models.entry
     job_settings = GenerationSettings.from_dict(job.settings or {})
+    texts: dict[int, str] = {}
+    for prompt, _ in missing:
+        if prompt.pk not in texts:
+            texts[prompt.pk] = prompting.render_prompt(entry.tokenizer, prompt)
     requests = [
-        engine.Request(
-            key=(prompt.pk, role),
-            prompt_text=prompting.render_prompt(entry.tokenizer, prompt),
-            adapter=models.adapter if role == Role.FINETUNED else None,
-        )
-        for prompt, role in missing
+        engine.Request(key=(p.pk, role), prompt_text=texts[p.pk], adapter=models.system(role).adapter)
+        for p, role in missing
     ]
     for results in engine.generate(
         entry,
@@ -193,7 +199,7 @@ def answer_missing(runtime: WorkerRuntime, job: GenerationJob, missing: list[tup
                     worker=runtime.name,
                     device=entry.device,
                     seed=job_settings.seed,
-                    fallback=models.fallback and r.key[1] == Role.FINETUNED,
+                    fallback=models.system(r.key[1]).fallback,
                 )
                 for r in results
             ],
@@ -226,7 +232,7 @@ def job_finish_if_done(*, job_id: int) -> str | None:
     if GenerationChunk.objects.filter(job_id=job_id, finished_at__isnull=True).exists():
         return None
     job = GenerationJob.objects.get(pk=job_id)
-    done = Answer.objects.filter(job_id=job_id).count()
+    done = Answer.objects.filter(job_id=job_id, role__in=generated_system_names(job_id)).count()
     if job.total and done >= job.total:
         status, error, kind = JobStatus.SUCCEEDED, "", ""
     else:

@@ -1,6 +1,10 @@
 """`python manage.py queue_generation --dataset NAME --base MODEL [--gguf-file F] [--adapter DIR]
-[--max-new-tokens N] [--batch-size N] [--chunk-prompts N] [--do-sample [--temperature T] [--top-p P]]
-[--wait]`
+[--system NAME=ADAPTER_DIR ...] [--finetune-run ID [--kept-epochs]] [--max-new-tokens N]
+[--batch-size N] [--chunk-prompts N] [--do-sample [--temperature T] [--top-p P]] [--wait]`
+
+`--system` (repeatable) adds a further system, another adapter on the same base; `--kept-epochs` adds
+one per kept epoch of the `--finetune-run` (named epoch-NNN). Bad input: a one-line error, a non-zero
+exit, nothing created.
 
 Prints the job id alone on the last line of stdout. With `--wait` it follows the job on stderr with a
 progress bar (answers done/total, output tokens per second, ETA) and exits non-zero unless it succeeded.
@@ -16,13 +20,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.configs import ConfigError, GenerationSettings
+from generation.job_systems import generated_system_names
 from generation.jobs import chunk_prompts, job_submit
 from generation.models import FINISHED_STATUSES, GenerationJob, JobStatus
 from generation.selectors import Progress, job_progress
 from generation.workers import worker_census
 
 # the option that names a setting, where it is not the setting's name with dashes
-FLAGS = {"base_model": "base", "adapter_path": "adapter"}
+FLAGS = {"base_model": "base", "adapter_path": "adapter", "systems": "system"}
 
 
 def _clock(seconds: float | None) -> str:
@@ -44,8 +49,16 @@ def progress_line(progress: Progress, width: int = 30) -> str:
     )
 
 
+def _system(value: str) -> tuple[str, str]:
+    """NAME=ADAPTER_DIR as (name, folder); CommandError for anything else."""
+    name, sep, folder = value.partition("=")
+    if not sep or not name.strip() or not folder.strip():
+        raise CommandError(f"--system: give NAME=ADAPTER_DIR, not {value!r}")
+    return name.strip(), folder.strip()
+
+
 class Command(BaseCommand):
-    help = "Queue a generation job (both roles for every prompt of a dataset); prints the job id."
+    help = "Queue a generation job (every system for every prompt of a dataset); prints the job id."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name (or id)")
@@ -58,6 +71,18 @@ class Command(BaseCommand):
         parser.add_argument("--adapter", default="", help="peft adapter folder for the fine-tuned role")
         parser.add_argument(
             "--finetune-run", type=int, default=None, help="use the adapter of this finished LoRA run"
+        )
+        parser.add_argument(
+            "--system",
+            action="append",
+            default=[],
+            metavar="NAME=ADAPTER_DIR",
+            help="a further system: this adapter on the same base, its answers named NAME (repeatable)",
+        )
+        parser.add_argument(
+            "--kept-epochs",
+            action="store_true",
+            help="also answer with every kept epoch of the --finetune-run (systems epoch-NNN)",
         )
         parser.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens)
         parser.add_argument("--batch-size", type=int, default=GenerationSettings.batch_size)
@@ -79,6 +104,8 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["kept_epochs"] and options["finetune_run"] is None:
+            raise CommandError("--kept-epochs: needs --finetune-run")
         try:
             job = job_submit(
                 dataset=options["dataset"],
@@ -88,6 +115,8 @@ class Command(BaseCommand):
                 finetune_run_id=options["finetune_run"],
                 settings=GenerationSettings.from_dict(options),
                 name=options["name"],
+                systems=[_system(value) for value in options["system"]],
+                kept_epochs=options["kept_epochs"],
             )
         except ConfigError as exc:
             flag = FLAGS.get(exc.field, exc.field.replace("_", "-"))
@@ -95,7 +124,9 @@ class Command(BaseCommand):
         if job.status == JobStatus.FAILED:  # job_submit re-read it after queueing, which may have failed
             self.stdout.write(str(job.pk))
             raise CommandError(f"job {job.pk} failed: {job.error}")
-        self.stderr.write(f"queued job {job.pk}: {job.total} answers ({job.total // 2} prompts x 2 roles)")
+        k = len(generated_system_names(job))
+        what = "2 roles" if k == 2 else f"{k} systems"
+        self.stderr.write(f"queued job {job.pk}: {job.total} answers ({job.total // k} prompts x {what})")
         if options["wait"]:
             job = self._follow(job, options["poll"])
         self.stdout.write(str(job.pk))
