@@ -1,6 +1,8 @@
 """Opening a campaign from a finished job in the browser, in one step (admins only): name, overlap,
 guidelines in Markdown with a preview, the question per task, "not sure" and gold feedback, and an
 optional gold file. It does what `create_campaign` does, through `campaign_create`: all or nothing.
+On a job of more than two systems the page names the systems the campaign will compare (two of them
+per pair) and offers no gold pairs or gold feedback (those are for campaigns of two systems).
 
 The preview is drawn by the rating page's own renderer (annotations.display.guidelines_html), so what
 the admin sees is what annotators will see: on "Preview" (no script needed) or live, from
@@ -19,9 +21,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from evalsite.access import ADMINISTER, role_required
-from generation.models import FINISHED_STATUSES, GenerationJob, Prompt
+from generation.models import FINISHED_STATUSES, GenerationJob, Prompt, job_system_names
 
-from .campaigns import MAX_QUESTION_CHARS, CampaignCreateError, campaign_create
+from .campaign_design import system_label
+from .campaigns import MAX_QUESTION_CHARS, CampaignCreateError, campaign_create, campaign_design
 from .display import guidelines_html
 from .models import DEFAULT_TASK_QUESTIONS, FALLBACK_QUESTION, Campaign
 
@@ -64,9 +67,11 @@ class CampaignNewForm(forms.Form):
         "optional correct_pretrained / correct_finetuned (true, false or null)",
     )
 
-    def __init__(self, *args: Any, tasks: list[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tasks: list[str], gold_allowed: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tasks = tasks
+        if not gold_allowed:  # a job of more than two systems: gold pairs are for two-system campaigns
+            del self.fields["gold"], self.fields["gold_feedback"]
         self.gold_name = "gold"  # the uploaded file's name once there is one: gold errors start with it
         for task in tasks:
             self.fields[QUESTION_PREFIX + task] = forms.CharField(
@@ -133,7 +138,7 @@ def _open(form: CampaignNewForm, job: GenerationJob) -> Campaign | None:
                 gold=data.get("gold"),
                 gold_source=form.gold_name,
                 allow_not_sure=data["allow_not_sure"],
-                gold_feedback=data["gold_feedback"],
+                gold_feedback=data.get("gold_feedback", False),
             )
     except CampaignCreateError as exc:
         message = str(exc)
@@ -147,16 +152,21 @@ def campaign_new_page(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the form, prefilled. POST with "preview": the same form with the guidelines drawn, nothing
     saved. POST: open the campaign and go to its page, or show every error (400), nothing saved."""
     job = get_object_or_404(GenerationJob.objects.select_related("dataset"), pk=pk)
-    form = CampaignNewForm(request.POST or None, request.FILES or None, tasks=_job_tasks(job))
+    systems = job_system_names(job)
+    form = CampaignNewForm(
+        request.POST or None, request.FILES or None, tasks=_job_tasks(job), gold_allowed=len(systems) == 2
+    )
     previewing = "preview" in request.POST
     if request.method == "POST" and not previewing and form.is_valid():
         campaign = _open(form, job)
         if campaign is not None:
             pairs = campaign.pairs.count()
             gold = campaign.pairs.exclude(gold_preference="").count()
+            design = f" {campaign_design(campaign)}." if len(systems) > 2 else ""
             messages.success(
                 request,
-                f'Campaign "{campaign.name}" opened: {pairs} pairs ({gold} gold), overlap {campaign.overlap}.',
+                f'Campaign "{campaign.name}" opened: {pairs} pairs ({gold} gold), overlap {campaign.overlap}.'
+                + design,
             )
             return redirect("campaign-report", pk=campaign.pk)
     if request.method != "POST":
@@ -168,6 +178,7 @@ def campaign_new_page(request: HttpRequest, pk: int) -> HttpResponse:
         "previewing": previewing,
         "finished": job.status in FINISHED_STATUSES,
         "answered": Prompt.objects.filter(answers__job=job).distinct().count(),
+        "systems": [system_label(name) for name in systems],
     }
     status = 400 if request.method == "POST" and not previewing and form.errors else 200
     return render(request, "annotations/campaign_new.html", context, status=status)

@@ -1,14 +1,19 @@
 """Opening campaigns: one pair per prompt that has both answers, the per-task questions shown above the
-scores, and gold pairs (a known verdict to check annotators against)."""
+scores, and gold pairs (a known verdict to check annotators against).
+
+On a job of more than two systems a prompt is usable when every system answered it, and its pair
+shows two of them, chosen by the campaign's balanced design (annotations.campaign_design)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import F
 
-from generation.models import FINISHED_STATUSES, Answer, GenerationJob, Role
+from generation.models import FINISHED_STATUSES, Answer, GenerationJob, Role, job_system_names
 
+from .campaign_design import assign_system_pairs, design_seed, design_summary
 from .models import Campaign, GoldPreference, Pair
 
 GOLD_FIELDS = {"prompt_external_id", "preference", "correct_pretrained", "correct_finetuned"}
@@ -97,16 +102,63 @@ def campaign_set_gold(
     return len(updates)
 
 
-def _complete_answers(job: GenerationJob) -> list[tuple[int, dict[str, Answer]]]:
-    """(prompt id, {role: answer}) for every prompt of the job that has both roles' answers, by prompt id."""
+def _complete_answers(job: GenerationJob, systems: list[str]) -> list[tuple[int, str, dict[str, Answer]]]:
+    """(prompt id, task, {system: answer}) for every prompt of the job that has an answer from every
+    one of `systems`, by prompt id."""
     by_prompt: dict[int, dict[str, Answer]] = {}
-    for answer in Answer.objects.filter(job=job).order_by("prompt_id", "role"):
+    tasks: dict[int, str] = {}
+    answers = Answer.objects.filter(job=job, role__in=systems).annotate(prompt_task=F("prompt__task"))
+    for answer in answers.order_by("prompt_id", "role"):
         by_prompt.setdefault(answer.prompt_id, {})[answer.role] = answer
+        tasks[answer.prompt_id] = answer.prompt_task
     return [
-        (prompt_id, answers)
+        (prompt_id, tasks[prompt_id], answers)
         for prompt_id, answers in sorted(by_prompt.items())
-        if Role.PRETRAINED in answers and Role.FINETUNED in answers
+        if all(system in answers for system in systems)
     ]
+
+
+def _pairs(
+    campaign: Campaign, systems: list[str], complete: list[tuple[int, str, dict[str, Answer]]]
+) -> list[Pair]:
+    """One pair per complete prompt: pre-trained vs fine-tuned on a two-system job, else the two
+    systems the campaign's design gives the prompt (the earlier in job order as `pretrained_answer`)."""
+    if len(systems) == 2:
+        chosen = {prompt_id: (Role.PRETRAINED.value, Role.FINETUNED.value) for prompt_id, _, _ in complete}
+    else:
+        by_task: dict[str, list[int]] = {}
+        for prompt_id, task, _ in complete:
+            by_task.setdefault(task, []).append(prompt_id)
+        chosen = assign_system_pairs(systems, by_task, design_seed(campaign.job_id, campaign.name))
+    return [
+        Pair(
+            campaign=campaign,
+            prompt_id=prompt_id,
+            pretrained_answer=answers[chosen[prompt_id][0]],
+            finetuned_answer=answers[chosen[prompt_id][1]],
+        )
+        for prompt_id, _, answers in complete
+    ]
+
+
+def campaign_design(campaign: Campaign) -> str:
+    """The campaign's design in one line: how many systems and system pairs, and on how many prompts
+    of each task every system pair is shown (see annotations.campaign_design.design_summary)."""
+    shown = Pair.objects.filter(campaign=campaign).values_list(
+        "prompt__task", "pretrained_answer__role", "finetuned_answer__role"
+    )
+    return design_summary(job_system_names(campaign.job_id), list(shown))
+
+
+def _refuse_gold_on_many_systems(systems: list[str], *, gold: object, gold_feedback: bool) -> None:
+    if len(systems) == 2:
+        return
+    if gold is not None or gold_feedback:
+        raise CampaignCreateError(
+            ("" if gold is not None else "gold feedback: ")
+            + f"gold pairs are for campaigns of two systems (this job has {len(systems)}: "
+            + f"{', '.join(systems)})"
+        )
 
 
 @transaction.atomic
@@ -122,7 +174,9 @@ def campaign_create(
     allow_not_sure: bool = False,
     gold_feedback: bool = False,
 ) -> Campaign:
-    """Open a campaign with one pair per prompt that has both a pre-trained and a fine-tuned answer.
+    """Open a campaign with one pair per prompt that has both a pre-trained and a fine-tuned answer
+    (on a job of more than two systems: an answer from every system; each pair shows the two systems
+    the design gives it, see annotations.campaign_design; gold pairs and gold feedback are refused).
 
     `task_questions` overrides the built-in question wording per task; `gold` marks pairs as gold
     (see `campaign_set_gold`); `allow_not_sure` offers "not sure" as a verdict; `gold_feedback` shows a
@@ -134,10 +188,15 @@ def campaign_create(
         raise CampaignCreateError(f"overlap must be at least 1 (got {overlap})")
     if job.status not in FINISHED_STATUSES:
         raise CampaignCreateError(f"job {job.pk} has not finished yet (status: {job.status})")
-    complete = _complete_answers(job)
+    systems = job_system_names(job)
+    _refuse_gold_on_many_systems(systems, gold=gold, gold_feedback=gold_feedback)
+    complete = _complete_answers(job, systems)
     if not complete:
         raise CampaignCreateError(
             f"job {job.pk} has no prompt with both a pre-trained and a fine-tuned answer"
+            if len(systems) == 2
+            else f"job {job.pk} has no prompt with an answer from each of its {len(systems)} systems "
+            f"({', '.join(systems)})"
         )
 
     campaign = Campaign.objects.create(
@@ -149,15 +208,7 @@ def campaign_create(
         allow_not_sure=allow_not_sure,
         gold_feedback=gold_feedback,
     )
-    Pair.objects.bulk_create(
-        Pair(
-            campaign=campaign,
-            prompt_id=prompt_id,
-            pretrained_answer=answers[Role.PRETRAINED],
-            finetuned_answer=answers[Role.FINETUNED],
-        )
-        for prompt_id, answers in complete
-    )
+    Pair.objects.bulk_create(_pairs(campaign, systems, complete))
     if gold is not None:
         campaign_set_gold(campaign=campaign, rows=gold, source=gold_source)
     return campaign

@@ -2,7 +2,9 @@
 
 Annotators write a comment with a rating; before this section nothing showed them to anyone. The
 report lists each rating's current comment, newest first, with its pair so a researcher can open the
-pair unblinded (reports/pairs.py). One query for the comments and one for the raters' pseudonyms.
+pair unblinded (reports/pairs.py), and the two systems the pair compares (`systems`: its answers'
+systems, earlier then later in job order; ["pretrained", "finetuned"] in a two-system campaign). One
+query for the comments and one for the raters' pseudonyms.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def campaign_comments(campaign: Campaign) -> list[dict[str, Any]]:
             "comment",
             "updated_at",
             "revision",
+            "assignment__pair__pretrained_answer__role",
+            "assignment__pair__finetuned_answer__role",
         )
     )
     ids = {row[3] for row in rows}
@@ -45,6 +49,7 @@ def campaign_comments(campaign: Campaign) -> list[dict[str, Any]]:
             "comment": comment,
             "rated_at": rated_at.isoformat(),
             "revision": revision,
+            "systems": [earlier, later],
         }
-        for pair_id, external_id, task, user_id, comment, rated_at, revision in rows
+        for pair_id, external_id, task, user_id, comment, rated_at, revision, earlier, later in rows
     ]

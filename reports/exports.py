@@ -5,6 +5,11 @@ many ratings a campaign has; answer lengths are computed by the database, and te
 when asked for (`with_texts`). The SPEC's columns come first and in their order; the columns added
 since (comment and revision history, then the optional texts) follow them.
 
+`role` is the system that wrote the row's answer (the answer's own `role`): "pretrained" or
+"finetuned" in a two-system campaign, any of the job's system names in a campaign of more (issue 17),
+and `preference` names the preferred answer's system the same way (or tie / both_bad). No separate
+`system` column: `role` is that column.
+
 By default a row is the rating's current version. `all_revisions` gives one row per kept version
 (annotations.models.RatingRevision) × answer instead: that version's scores, verdicts, preference,
 comment, when it was saved and that visit's time. `reports.parquet_export` writes the same rows as
@@ -94,6 +99,8 @@ _HEAD_LOOKUPS = (
     "created_at",
     "pretrained_chars",
     "finetuned_chars",
+    "assignment__pair__pretrained_answer__role",  # the systems of the pair's two answers
+    "assignment__pair__finetuned_answer__role",
 )
 _VERSION_LOOKUPS = (
     "score_left",
@@ -152,30 +159,21 @@ def export_rows(campaign: Campaign, *, iso_times: bool = True, **options: bool) 
     as_time = datetime.isoformat if iso_times else (lambda value: value)
     kept_at, texts_at = _HEAD + _VERSION, _HEAD + _VERSION * (2 if opts.all_revisions else 1)
     for values in _rating_tuples(campaign, opts):
-        pair_id, prompt_id, external_id, task, annotator, ft_side, first_rated, pt_chars, ft_chars = values[
-            :_HEAD
-        ]
+        pair_id, prompt_id, external_id, task, annotator, ft_side, first_rated = values[:7]
+        pt_chars, ft_chars, pt_system, ft_system = values[7:_HEAD]
         current = values[_HEAD:kept_at]
         kept = values[kept_at:texts_at]
         # the version this row shows: the current one, or (all_revisions) the kept one joined in
         version = kept if kept and kept[-2] is not None else current
-        (
-            score_left,
-            score_right,
-            correct_left,
-            correct_right,
-            preference,
-            comment,
-            duration,
-            revision,
-            saved,
-        ) = version
+        score_left, score_right, correct_left, correct_right, preference = version[:5]
+        comment, duration, revision, saved = version[5:]
         if not opts.with_usernames:
             name = pseudonyms.get(annotator)
             if name is None:
                 name = pseudonyms[annotator] = User(pk=annotator).pseudonym
             annotator = name
-        role_at = {ft_side: "finetuned", _other(ft_side): "pretrained"}
+        # each side's answer by the system that wrote it (pretrained / finetuned in a two-system campaign)
+        role_at = {ft_side: ft_system, _other(ft_side): pt_system}
         preference = role_at.get(preference, preference)  # tie / both_bad stay as they are
         rated_at, first_rated_at = as_time(saved), as_time(first_rated)
         for position, score, correct in (
@@ -183,6 +181,7 @@ def export_rows(campaign: Campaign, *, iso_times: bool = True, **options: bool) 
             ("right", score_right, correct_right),
         ):
             role = role_at[position]
+            shows_later = position == ft_side  # the pair's `finetuned_answer` is on this side
             row = {
                 "campaign_id": campaign_id,
                 "pair_id": pair_id,
@@ -197,7 +196,7 @@ def export_rows(campaign: Campaign, *, iso_times: bool = True, **options: bool) 
                 "preference": preference,
                 "rated_at": rated_at,
                 "duration_ms": duration,
-                "answer_chars": ft_chars if role == "finetuned" else pt_chars,
+                "answer_chars": ft_chars if shows_later else pt_chars,
                 "comment": comment,
                 "revision": revision,
                 "revisions": current[-2],
@@ -207,7 +206,7 @@ def export_rows(campaign: Campaign, *, iso_times: bool = True, **options: bool) 
                 prompt_text, prompt_context, pt_text, ft_text = values[texts_at:]
                 row["prompt_text"] = prompt_text
                 row["prompt_context"] = prompt_context
-                row["answer_text"] = ft_text if role == "finetuned" else pt_text
+                row["answer_text"] = ft_text if shows_later else pt_text
             yield row
 
 

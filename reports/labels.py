@@ -82,6 +82,20 @@ def preference_label(preference: Any) -> str:
     return PREFERENCE_LABELS.get(str(preference), str(preference).replace("_", " "))
 
 
+def system_label(name: Any) -> str:
+    """A system's name as people read it (issue 17): "pre-trained", "fine-tuned", else a JobSystem's
+    name exactly as it is (a slug; its underscores and hyphens are kept)."""
+    return role_label(name)
+
+
+def system_preference_label(preference: Any, systems: Any) -> str:
+    """A preference in system terms: "<system> better" when it names one of `systems`, else as
+    `preference_label` words it (tie, both bad). For the two systems it equals `preference_label`."""
+    if str(preference) in {str(name) for name in systems}:
+        return f"{system_label(preference)} better"
+    return preference_label(preference)
+
+
 def _token_label(token: str) -> str | None:
     if token in KEY_LABELS:
         return KEY_LABELS[token]

@@ -4,8 +4,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from annotations.campaigns import CampaignCreateError, campaign_create, clean_task_questions
-from generation.models import GenerationJob
+from annotations.campaigns import (
+    CampaignCreateError,
+    campaign_create,
+    campaign_design,
+    clean_task_questions,
+)
+from generation.models import GenerationJob, job_system_names
 
 
 def _read(path: Path, option: str) -> str:
@@ -30,7 +35,11 @@ def _gold_rows(path: Path) -> list[tuple[int, dict]]:
 
 
 class Command(BaseCommand):
-    help = "Open a rating campaign on a finished generation job; prints the campaign id on the last line."
+    help = (
+        "Open a rating campaign on a finished generation job; prints the campaign id on the last line. "
+        "On a job of more than two systems each pair shows two of them (a balanced design per task, "
+        "printed before the id); gold pairs are for campaigns of two systems."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--job", required=True, type=int, help="generation job id")
@@ -112,4 +121,6 @@ class Command(BaseCommand):
             f'overlap {campaign.overlap}; "not sure" {"allowed" if allow_not_sure else "not offered"}'
             + ("; gold feedback on" if gold_feedback else "")
         )
+        if len(job_system_names(job_row)) > 2:
+            self.stderr.write(campaign_design(campaign))
         self.stdout.write(str(campaign.pk))
