@@ -3,16 +3,22 @@
 `campaign_report(campaign)` is the one source of every figure: the report page, the API and the
 `report` command all render this same dict. The reads live in `campaign_rows`, the statistics in
 `reports.statistics`; this module puts the blocks together in the order of the JSON contract.
+
+On a campaign of more than two systems (issue 17) every two-system figure reads the pairs that set
+pre-trained against fine-tuned (`campaign_rows.two_system_pairs`); the `systems` section and the
+disagreement queue read every pair.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 
 from annotations.models import Campaign
+from generation.models import job_system_names
 from reports.annotators import PER_ANNOTATOR_METHOD, per_annotator
 from reports.campaign_rows import (
     AnswerTextRow,
@@ -41,7 +47,7 @@ from reports.statistics.latency import cost, latency, latency_histogram
 from reports.statistics.raters import across_raters
 from reports.statistics.relevance import difference_by_task, relevance, score_distribution, win_rate
 from reports.style_figures import style_figures
-from reports.systems_section import systems_section
+from reports.systems_section import many_system_figures, systems_section
 
 # the SPEC's keys, first and in this order; the extra figures follow them
 REPORT_KEYS = (
@@ -75,14 +81,56 @@ def campaign_report(campaign: Campaign) -> dict[str, Any]:
     pairs = read_pairs(campaign)
     ratings = read_ratings(campaign, pairs.ids)
     answers = read_answers_by_role(campaign)
+    systems = job_system_names(campaign.job_id)
+    every = _every_pair(campaign, systems, pairs, ratings)
     report = _spec_figures(campaign, pairs, ratings, answers)
-    report.update(_extra_figures(campaign, pairs, ratings, answers))
-    report["systems"] = systems_section(ratings, pairs, report["coverage"])
+    report.update(_extra_figures(campaign, pairs, ratings, answers, every))
+    if every.pairs is pairs:
+        report["systems"] = systems_section(ratings, pairs, report["coverage"], systems)
+    else:
+        coverage = _coverage(campaign, every.pairs, every.ratings)  # of every pair, for the statement
+        section = systems_section(every.ratings, every.pairs, coverage, systems)
+        section.update(many_system_figures(section, campaign.job, every.pairs, every.ratings, pairs.n))
+        report["systems"] = section
     adjust_bias_family(report["position_bias"], report["length_bias"])
     if ratings.n == 0:
         report["reason"] = NO_RATINGS_REASON
     report["claims"] = report_claims(report)
     return report
+
+
+@dataclass(frozen=True)
+class EveryPair:
+    """Every pair of the campaign and its ratings (the same objects as the two-system read when the
+    job has two systems), with each pair's gold preference by code."""
+
+    pairs: CampaignPairs
+    ratings: CampaignRatings
+    gold: np.ndarray
+
+
+def _every_pair(
+    campaign: Campaign, systems: list[str], pairs: CampaignPairs, ratings: CampaignRatings
+) -> EveryPair:
+    if len(systems) <= 2:
+        return EveryPair(pairs, ratings, read_gold_by_pair(campaign, pairs.ids))
+    every = read_pairs(campaign, every_system=True)
+    return EveryPair(
+        every,
+        read_ratings(campaign, every.ids, every_system=True),
+        read_gold_by_pair(campaign, every.ids, every_system=True),
+    )
+
+
+def _coverage(campaign: Campaign, pairs: CampaignPairs, ratings: CampaignRatings) -> dict[str, Any]:
+    ratings_per_pair = (
+        np.bincount(ratings.pair_codes, minlength=pairs.n) if pairs.n else np.zeros(0, np.int64)
+    )
+    return campaign_coverage(
+        pairs.tasks.tolist(),
+        ratings_per_pair,
+        {task: campaign.question_for(task) for task in set(pairs.tasks.tolist())},
+    )
 
 
 def _spec_figures(
@@ -130,25 +178,21 @@ def _extra_figures(
     pairs: CampaignPairs,
     ratings: CampaignRatings,
     answers: dict[str, dict[str, np.ndarray]],
+    every: EveryPair,
 ) -> dict[str, Any]:
     """The figures beyond the SPEC's keys: volume, score counts, per annotator, length and identity."""
     answer_rows = read_answer_texts(campaign)
     ratings_per_pair = (
         np.bincount(ratings.pair_codes, minlength=pairs.n) if pairs.n else np.zeros(0, np.int64)
     )
-    gold = read_gold_by_pair(campaign, pairs.ids)
-    external_ids = {row[0]: row[1] for row in answer_rows}
+    gold = every.gold if every.pairs is pairs else read_gold_by_pair(campaign, pairs.ids)
     return {
         "campaign_name": campaign.name,
         "job": campaign.job_id,
         "status": campaign.status,
         "overlap": campaign.overlap,
         "n_prompts_rated": int((ratings_per_pair > 0).sum()),
-        "coverage": campaign_coverage(
-            pairs.tasks.tolist(),
-            ratings_per_pair,
-            {task: campaign.question_for(task) for task in set(pairs.tasks.tolist())},
-        ),
+        "coverage": _coverage(campaign, pairs, ratings),
         "score_scale": SCORE_SCALE,
         "n_annotators": len(np.unique(ratings.annotator_ids)),
         "ratings_per_prompt": ratings_each(ratings_per_pair),
@@ -157,14 +201,14 @@ def _extra_figures(
             "finetuned": score_distribution(ratings.finetuned_scores),
         },
         "per_annotator": per_annotator(ratings, gold),
-        "n_gold_pairs": int(campaign.pairs.exclude(gold_preference="").count()),
+        "n_gold_pairs": int((gold != "").sum()),
         "per_annotator_method": PER_ANNOTATOR_METHOD,
         "length_bias": _length_bias(ratings, *answer_chars(answer_rows, pairs.ids)),
         "identity_leaks": _identity_leaks(answer_rows),
         "style_identifiability": style_figures(answer_rows),
         "latency_distribution": latency_histogram({role: answers[role]["latency_ms"] for role in ROLES}),
         # the pairs whose raters disagree most, and the raters' comments (both link to the pair page)
-        **disagreement_queue(pairs, ratings, external_ids, gold),
+        **disagreement_queue(every.pairs, every.ratings, every.gold, every_system=every.pairs is not pairs),
         "comments": campaign_comments(campaign),
         "comments_method": COMMENTS_METHOD,
     }

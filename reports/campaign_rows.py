@@ -2,6 +2,13 @@
 
 Each read is one `values_list` query, never a query per row, so a report over 100,000 ratings costs
 a handful of queries. `reports.building` hands these arrays to `reports.statistics`.
+
+On a campaign of more than two systems (issue 17) a pair shows any two of the job's systems; the
+two-system figures (relevance, accuracy, agreement, bias, …) read only the pairs that set pre-trained
+against fine-tuned: every reader goes through `two_system_pairs` unless asked for every pair
+(`every_system=True`, what the `systems` section and the disagreement queue read). In a two-system
+campaign that is every pair. A pair's "pretrained" slot holds the earlier system in job order, its
+"finetuned" slot the later; `CampaignPairs.system_a` / `system_b` name them.
 """
 
 from __future__ import annotations
@@ -9,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from django.db.models import QuerySet
 from django.db.models.functions import Length
 
 from annotations.models import Campaign, Pair, Rating
-from generation.models import Answer
+from generation.models import Answer, Role
 from reports.statistics.common import NO_VERDICT, ROLES
 
 # (pair id, prompt external_id, pre-trained text, fine-tuned text, pre-trained chars, fine-tuned chars)
@@ -33,16 +41,44 @@ RATING_COLUMNS = (
 )
 
 
+def two_system_pairs(rows: QuerySet, via: str = "") -> QuerySet:
+    """`rows` (pairs, or rows reached from a pair through `via`, e.g. "assignment__pair__") cut to the
+    pairs that set pre-trained against fine-tuned: the pairs every two-system figure reads."""
+    return rows.filter(
+        **{
+            f"{via}pretrained_answer__role": Role.PRETRAINED.value,
+            f"{via}finetuned_answer__role": Role.FINETUNED.value,
+        }
+    )
+
+
+def _scoped(rows: QuerySet, every_system: bool, via: str = "") -> QuerySet:
+    return rows if every_system else two_system_pairs(rows, via)
+
+
 @dataclass(frozen=True)
 class CampaignPairs:
-    """The campaign's pairs by id; a pair's code is its index here (0..n-1)."""
+    """The campaign's pairs by id; a pair's code is its index here (0..n-1). `read_pairs` also fills
+    each pair's prompt, external id, and the system and answer of its two slots (None elsewhere)."""
 
     ids: np.ndarray  # int64, ascending
     tasks: np.ndarray  # object: the prompt's task of each pair
+    prompts: np.ndarray | None = None  # int64: the prompt id of each pair
+    external_ids: np.ndarray | None = None  # object: the prompt's external id
+    system_a: np.ndarray | None = None  # object: the system of the "pretrained" slot's answer
+    system_b: np.ndarray | None = None  # object: the system of the "finetuned" slot's answer
+    answer_a: np.ndarray | None = None  # int64: the answer ids of the two slots
+    answer_b: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    def systems_of(self, code: int) -> tuple[str, str]:
+        """The two systems of the pair with this code: (the "pretrained" slot's, the "finetuned" slot's)."""
+        if self.system_a is None or self.system_b is None:
+            return ROLES[0], ROLES[1]
+        return str(self.system_a[code]), str(self.system_b[code])
 
 
 class CampaignRatings:
@@ -78,17 +114,44 @@ def verdict_codes(values: tuple, n: int) -> np.ndarray:
     return np.fromiter((NO_VERDICT if v is None else int(v) for v in values), dtype=np.int8, count=n)
 
 
-def read_pairs(campaign: Campaign) -> CampaignPairs:
-    pairs = list(Pair.objects.filter(campaign=campaign).order_by("id").values_list("id", "prompt__task"))
+PAIR_COLUMNS = (
+    "id",
+    "prompt__task",
+    "prompt_id",
+    "prompt__external_id",
+    "pretrained_answer__role",
+    "finetuned_answer__role",
+    "pretrained_answer_id",
+    "finetuned_answer_id",
+)
+
+
+def read_pairs(campaign: Campaign, *, every_system: bool = False) -> CampaignPairs:
+    """The pre-trained vs fine-tuned pairs, or with `every_system` every pair of the campaign."""
+    rows = list(
+        _scoped(Pair.objects.filter(campaign=campaign), every_system)
+        .order_by("id")
+        .values_list(*PAIR_COLUMNS)
+    )
+    cols = list(zip(*rows)) if rows else [()] * len(PAIR_COLUMNS)
+    n = len(rows)
     return CampaignPairs(
-        ids=np.array([p[0] for p in pairs], dtype=np.int64),
-        tasks=np.array([p[1] for p in pairs], dtype=object),
+        ids=np.fromiter(cols[0], dtype=np.int64, count=n),
+        tasks=np.array(cols[1], dtype=object),
+        prompts=np.fromiter(cols[2], dtype=np.int64, count=n),
+        external_ids=np.array(cols[3], dtype=object),
+        system_a=np.array(cols[4], dtype=object),
+        system_b=np.array(cols[5], dtype=object),
+        answer_a=np.fromiter(cols[6], dtype=np.int64, count=n),
+        answer_b=np.fromiter(cols[7], dtype=np.int64, count=n),
     )
 
 
-def read_ratings(campaign: Campaign, pair_ids: np.ndarray) -> CampaignRatings:
+def read_ratings(campaign: Campaign, pair_ids: np.ndarray, *, every_system: bool = False) -> CampaignRatings:
+    """The ratings of the pairs `read_pairs` read with the same `every_system` (codes index `pair_ids`)."""
+    ratings = Rating.objects.filter(assignment__pair__campaign=campaign)
     rows = list(
-        Rating.objects.filter(assignment__pair__campaign=campaign)
+        _scoped(ratings, every_system, "assignment__pair__")
         .order_by()
         .values_list(*RATING_COLUMNS)
     )
@@ -98,7 +161,7 @@ def read_ratings(campaign: Campaign, pair_ids: np.ndarray) -> CampaignRatings:
 def read_answer_texts(campaign: Campaign) -> list[AnswerTextRow]:
     """Both answers of every pair with their lengths (computed by the database), by pair id."""
     return list(
-        Pair.objects.filter(campaign=campaign)
+        two_system_pairs(Pair.objects.filter(campaign=campaign))
         .order_by("id")
         .annotate(
             pt_chars=Length("pretrained_answer__text"),
@@ -146,7 +209,7 @@ def read_labelled_answers(campaign: Campaign) -> dict[str, list[LabelledAnswers]
     """Per task: (label, pre-trained text, fine-tuned text) of each pair whose prompt has a label."""
     labelled: dict[str, list[LabelledAnswers]] = {}
     for task, label, pt_text, ft_text in (
-        Pair.objects.filter(campaign=campaign)
+        two_system_pairs(Pair.objects.filter(campaign=campaign))
         .exclude(prompt__label="")
         .order_by()
         .values_list("prompt__task", "prompt__label", "pretrained_answer__text", "finetuned_answer__text")
@@ -155,30 +218,34 @@ def read_labelled_answers(campaign: Campaign) -> dict[str, list[LabelledAnswers]
     return labelled
 
 
-def read_gold_by_pair(campaign: Campaign, pair_ids: np.ndarray) -> np.ndarray:
+def read_gold_by_pair(
+    campaign: Campaign, pair_ids: np.ndarray, *, every_system: bool = False
+) -> np.ndarray:
     """The gold preference of each pair (by pair code), "" for an ordinary pair."""
     gold = dict(
-        Pair.objects.filter(campaign=campaign)
+        _scoped(Pair.objects.filter(campaign=campaign), every_system)
         .exclude(gold_preference="")
         .values_list("id", "gold_preference")
     )
     return np.array([gold.get(pk, "") for pk in pair_ids.tolist()], dtype=object)
 
 
-
 def read_many(campaign_ids: list[int]) -> dict[int, tuple[CampaignPairs, CampaignRatings]]:
-    """The pairs and ratings of several campaigns in two queries (the campaigns overview): the same
-    arrays `read_pairs` and `read_ratings` give one campaign, keyed by campaign id."""
+    """The pairs and ratings of several campaigns in two queries (the campaigns overview): the
+    pre-trained vs fine-tuned pairs and their ratings, as `read_pairs` and `read_ratings` give one
+    campaign (ids and tasks only), keyed by campaign id."""
     pair_rows: dict[int, list[tuple[int, str]]] = {pk: [] for pk in campaign_ids}
     for campaign_id, pair_id, task in (
-        Pair.objects.filter(campaign_id__in=campaign_ids)
+        two_system_pairs(Pair.objects.filter(campaign_id__in=campaign_ids))
         .order_by("campaign_id", "id")
         .values_list("campaign_id", "id", "prompt__task")
     ):
         pair_rows[campaign_id].append((pair_id, task))
     rating_rows: dict[int, list[tuple]] = {pk: [] for pk in campaign_ids}
     for campaign_id, *row in (
-        Rating.objects.filter(assignment__pair__campaign_id__in=campaign_ids)
+        two_system_pairs(
+            Rating.objects.filter(assignment__pair__campaign_id__in=campaign_ids), "assignment__pair__"
+        )
         .order_by()
         .values_list("assignment__pair__campaign_id", *RATING_COLUMNS)
     ):

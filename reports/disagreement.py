@@ -6,6 +6,12 @@ and on which answer is better (some prefer the fine-tuned answer, some the pre-t
 queue ranks pairs rated at least twice by the sum of the three, so a researcher reads first the pairs
 where the guidelines, the answers or a rater most need a look. Gold pairs are in the queue too (marked):
 raters splitting on a gold pair is a training problem worth seeing.
+
+On a campaign of more than two systems (issue 17) the queue reads every pair, whichever two systems it
+shows: a row names its two systems in job order (`systems`) and keys its answers by system name
+(`score_spread_by_role`, `split_verdict_roles`, `preferences`); `difference_spread` is then the spread
+of the later system's score minus the earlier's (fine-tuned − pre-trained on a pre-trained vs
+fine-tuned pair, as in a two-system campaign).
 """
 
 from __future__ import annotations
@@ -49,15 +55,15 @@ def _has(codes: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
 def disagreement_queue(
     pairs: CampaignPairs,
     ratings: CampaignRatings,
-    external_ids: dict[int, str],
     gold: np.ndarray,
     *,
+    every_system: bool = False,
     length: int = QUEUE_LENGTH,
 ) -> dict[str, Any]:
     """`disagreements` (the top `length` pairs, most disagreement first), their count and the method.
 
-    ``external_ids``: pair id -> the prompt's external id; ``gold``: each pair's gold preference by pair
-    code ("" for an ordinary pair)."""
+    ``gold``: each pair's gold preference by pair code ("" for an ordinary pair); ``every_system``: the
+    pairs are a campaign of more than two systems (each row then lists its two `systems`)."""
     out: dict[str, Any] = {
         "disagreements": [],
         "n_disagreeing_pairs": 0,
@@ -89,22 +95,25 @@ def disagreement_queue(
     )
     out["n_disagreeing_pairs"] = len(order)
     for c in order[:length]:
-        pair_id = int(pairs.ids[c])
-        out["disagreements"].append(
-            {
-                "pair": pair_id,
-                "prompt_external_id": external_ids.get(pair_id, ""),
-                "task": pairs.tasks[c],
-                "gold": bool(len(gold) and gold[c] != ""),
-                "n_ratings": int(n_ratings[c]),
-                "disagreement": float(score[c]),
-                "score_spread": float(score_spread[c]),
-                "score_spread_by_role": {role: float(role_spread[role][c]) for role in ROLES},
-                "difference_spread": float(difference_spread[c]),
-                "split_verdicts": bool(split["pretrained"][c] or split["finetuned"][c]),
-                "split_verdict_roles": [role for role in ROLES if split[role][c]],
-                "split_preference": bool(split_preference[c]),
-                "preferences": {p: int(counts[c]) for p, counts in pref_counts.items()},
-            }
-        )
+        # the pair's two systems: a in the "pretrained" slot, b in the "finetuned" slot
+        a, b = pairs.systems_of(c)
+        names = {"pretrained": a, "finetuned": b}
+        row: dict[str, Any] = {
+            "pair": int(pairs.ids[c]),
+            "prompt_external_id": "" if pairs.external_ids is None else str(pairs.external_ids[c]),
+            "task": pairs.tasks[c],
+            "gold": bool(len(gold) and gold[c] != ""),
+            "n_ratings": int(n_ratings[c]),
+            "disagreement": float(score[c]),
+            "score_spread": float(score_spread[c]),
+            "score_spread_by_role": {names[role]: float(role_spread[role][c]) for role in ROLES},
+            "difference_spread": float(difference_spread[c]),
+            "split_verdicts": bool(split["pretrained"][c] or split["finetuned"][c]),
+            "split_verdict_roles": [names[role] for role in ROLES if split[role][c]],
+            "split_preference": bool(split_preference[c]),
+            "preferences": {names.get(p, p): int(counts[c]) for p, counts in pref_counts.items()},
+        }
+        if every_system:
+            row["systems"] = [a, b]
+        out["disagreements"].append(row)
     return out

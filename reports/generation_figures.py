@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from annotations.models import Campaign
-from generation.models import FinetuneRun, JobStatus, ModelLoadAttempt, Role
+from generation.models import Answer, FinetuneRun, JobStatus, ModelLoadAttempt, Role, job_system_names
 
 TRAINING_FIELDS = (
     "mode",
@@ -30,7 +30,9 @@ def reliability(campaign: Campaign, answers: dict[str, dict[str, np.ndarray]]) -
     """Model loads, fallbacks and answers made against what the job requested."""
     job = campaign.job
     attempts = list(ModelLoadAttempt.objects.filter(job=job).values_list("kind", "success"))
-    made = sum(len(a["fallback"]) for a in answers.values())
+    # every answer of the job, whichever system wrote it (a job of more than two systems has more)
+    made = Answer.objects.filter(job=job).count()
+    systems = len(job_system_names(job))
     finetuned_made = len(answers[Role.FINETUNED]["fallback"])
     fallbacks = int(answers[Role.FINETUNED]["fallback"].sum())
     out: dict[str, Any] = {
@@ -43,7 +45,8 @@ def reliability(campaign: Campaign, answers: dict[str, dict[str, np.ndarray]]) -
         "answers_made": made,
         "answers_requested": job.total,
         "method": "load success = successful model/adapter loads / attempts; fallback = fine-tuned answers "
-        "served by the pre-trained model / fine-tuned answers requested (half the job's total); generation "
+        "served by the pre-trained model / fine-tuned answers requested (the job's total over its number of "
+        "systems: half for two); generation "
         "success = answers made / answers requested",
     }
     if attempts:
@@ -60,7 +63,7 @@ def reliability(campaign: Campaign, answers: dict[str, dict[str, np.ndarray]]) -
             if job.imported
             else "no model loads recorded yet"
         )
-    finetuned_requested = job.total // 2 if job.total else finetuned_made
+    finetuned_requested = job.total // systems if job.total else finetuned_made
     if finetuned_requested:
         out["fallback_rate"] = fallbacks / finetuned_requested
     else:

@@ -1,7 +1,13 @@
-"""The report's `systems` section: the campaign's two systems (pre-trained and fine-tuned) through the
-many-system analysis (`reports.statistics.systems.rank_systems`): Bradley–Terry strengths with bootstrap
-intervals over prompts, the win matrix and the leaderboard statement. With two systems it restates the
-headline in another form; it is the shape a K-system campaign's report will have (issue 17).
+"""The report's `systems` section: the campaign's systems through the many-system analysis
+(`reports.statistics.systems.rank_systems`): Bradley–Terry strengths with bootstrap intervals over
+prompts, the win matrix, per-task rankings, each system against the pre-trained baseline and the
+leaderboard statement. It reads every pair of the campaign, whichever two systems it shows; with two
+systems it restates the headline in another form.
+
+On a campaign of more than two systems (issue 17) it adds `scope` (the rest of the report reads only
+the pre-trained vs fine-tuned pairs: how many), `accuracy` (each system's accuracy per task) and
+`checkpoints` (human strength against validation loss for the kept epochs of the job's run). A
+two-system campaign's section is what it always was.
 
 The leaderboard statement follows the headline's rules: refused while coverage is uneven."""
 
@@ -9,38 +15,32 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from generation.models import GenerationJob
 from reports.campaign_rows import CampaignPairs, CampaignRatings
-from reports.statistics.systems import rank_systems
-from reports.statistics.systems_table import A_PREFERRED, B_PREFERRED, BOTH_BAD, TIE, JudgmentTable
+from reports.statistics.systems import checkpoint_vs_loss, rank_systems
+from reports.systems_rows import (
+    NO_EPOCHS_REASON,
+    SYSTEM_ACCURACY_METHOD,
+    checkpoint_epochs,
+    judgment_table_of,
+    system_accuracy,
+)
 
 SYSTEMS = ["pretrained", "finetuned"]
 
 
 def systems_section(
-    ratings: CampaignRatings, pairs: CampaignPairs, coverage: dict[str, Any]
+    ratings: CampaignRatings,
+    pairs: CampaignPairs,
+    coverage: dict[str, Any],
+    systems: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`rank_systems` on the campaign's ratings, baseline pre-trained; a reason instead with no ratings."""
+    """`rank_systems` on every pair's ratings, baseline pre-trained; a reason instead with no ratings.
+    `systems`: the job's systems in job order (default the two every job has)."""
+    names = list(systems or SYSTEMS)
     if ratings.n == 0:
-        return {"systems": SYSTEMS, "reason": "no ratings yet"}
-    # the judgments coded straight from the campaign's arrays: system a = pre-trained, b = fine-tuned
-    used, prompt = np.unique(ratings.pair_codes, return_inverse=True)
-    prefs = np.asarray(ratings.preferences, dtype=object)
-    finetuned_won = (prefs == "left") == ratings.finetuned_left
-    outcome = np.where(finetuned_won, B_PREFERRED, A_PREFERRED)
-    outcome = np.where(prefs == "tie", TIE, np.where(prefs == "both_bad", BOTH_BAD, outcome))
-    table = JudgmentTable(
-        tuple(SYSTEMS),
-        prompt.astype(np.int64),
-        np.asarray(pairs.tasks[used], dtype=object),
-        np.zeros(ratings.n, np.int64),
-        np.ones(ratings.n, np.int64),
-        ratings.pretrained_scores.astype(np.int64),
-        ratings.finetuned_scores.astype(np.int64),
-        outcome.astype(np.int64),
-    )
-    out = rank_systems(table, baseline="pretrained")
+        return {"systems": names, "reason": "no ratings yet"}
+    out = rank_systems(judgment_table_of(pairs, ratings, names), baseline="pretrained")
     statement = out["leaderboard"]["statement"]
     if coverage.get("even") is False and not statement["refused"]:
         statement.update(
@@ -50,3 +50,52 @@ def systems_section(
             text=None,
         )
     return out
+
+
+def many_system_figures(
+    section: dict[str, Any],
+    job: GenerationJob,
+    pairs: CampaignPairs,
+    ratings: CampaignRatings,
+    n_two_system_pairs: int,
+) -> dict[str, Any]:
+    """The keys a campaign of more than two systems adds to its `systems` section."""
+    out: dict[str, Any] = {"scope": scope_note(pairs.n, n_two_system_pairs)}
+    if ratings.n:
+        out["accuracy"] = system_accuracy(pairs, ratings, section["systems"])
+        out["accuracy_method"] = SYSTEM_ACCURACY_METHOD
+    out["checkpoints"] = checkpoints(section, job)
+    return out
+
+
+def scope_note(n_pairs: int, n_two_system_pairs: int) -> dict[str, Any]:
+    """What the report's two-system figures cover on a campaign of more than two systems."""
+    return {
+        "n_pairs": n_pairs,
+        "n_two_system_pairs": n_two_system_pairs,
+        "text": (
+            f"The two-system figures (score difference, win rate, accuracy, agreement, biases, coverage, "
+            f"claims …) compare pre-trained with fine-tuned on the {n_two_system_pairs} of the campaign's "
+            f"{n_pairs} pairs that set those two against each other; the systems section reads every pair."
+        ),
+    }
+
+
+def checkpoints(section: dict[str, Any], job: GenerationJob) -> dict[str, Any]:
+    """Training meets judgment: `checkpoint_vs_loss` on the ranking for the kept epochs of the job's
+    run (the fine-tuned system at the run's best epoch), or a reason when there are none."""
+    epochs, notes = checkpoint_epochs(job)
+    if not epochs:
+        return {"rows": [], "reason": NO_EPOCHS_REASON}
+    ranking = section if "strengths" in section else {}
+    block = checkpoint_vs_loss(ranking, epochs)
+    if "strengths" not in section:
+        block["statement"] = {
+            "verdict": None,
+            "text": None,
+            "refused": True,
+            "reason": f"{section.get('reason', 'no ranking')}: no epoch has a strength yet",
+        }
+    block["run"] = job.finetune_run_id
+    block["notes"] = notes
+    return block

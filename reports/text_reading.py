@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.labels import humanize, plural, role_label
+from reports.text_systems import many_system_lines
 
 LISTED = 10  # pairs and comments printed; the JSON report has them all
 
@@ -33,12 +34,17 @@ def systems_lines(systems: dict[str, Any] | None) -> list[str]:
     if not systems:
         return []
     if systems.get("reason"):
-        return [f"Leaderboard (Bradley–Terry): {humanize(systems['reason'])}"]
+        reason = humanize(systems["reason"])
+        return [f"Leaderboard (Bradley–Terry): {reason}", *many_system_lines(systems)]
     lines = [
         f"Leaderboard (Bradley–Terry strength, log scale centred on 0; basic bootstrap over prompts, "
         f"{systems['n_resamples']:,} resamples)"
     ]
     for row in systems["leaderboard"]["rows"]:
+        if row["strength"] is None:
+            reason = humanize(row.get("reason") or "")
+            lines.append(f"  -. {role_label(row['system']):<12} not ranked: {reason}")
+            continue
         lo, hi = row.get("rank_ci95") or (row["rank"], row["rank"])
         lines.append(
             f"  {row['rank']}. {role_label(row['system']):<12} {row['strength']:+.2f}  ({_interval(row['ci95'])}; "
@@ -49,7 +55,7 @@ def systems_lines(systems: dict[str, Any] | None) -> list[str]:
         lines.append(f"  no statement: {humanize(statement['reason'])}")
     else:
         lines.append(f"  {humanize(statement['text'])}")
-    return lines
+    return [*lines, *many_system_lines(systems)]
 
 
 def disagreement_lines(report: dict[str, Any]) -> list[str]:
@@ -71,6 +77,8 @@ def disagreement_lines(report: dict[str, Any]) -> list[str]:
             if flag
         ]
         gold = ", gold" if row.get("gold") else ""
+        if row.get("systems"):  # a campaign of more than two systems: the pair's two, in job order
+            gold += f"; {' vs '.join(role_label(name) for name in row['systems'])}"
         lines.append(
             f"  pair {row['pair']} ({row.get('prompt_external_id') or '-'}, {row.get('task')}{gold}): score spread "
             f"{row.get('score_spread', 0):.1f} over {plural(row.get('n_ratings', 0), 'rating')}"

@@ -23,6 +23,8 @@ from annotations.models import Campaign
 from evalsite.access import EXPORT_USERNAMES, READ_REPORTS, IsReportReader, role_required
 from reports import charts, export_formats, overview
 from reports.building import campaign_report
+from reports.checkpoint_chart import checkpoint_chart
+from reports.systems_page import win_matrix_rows
 
 EXPORT_CONTENT_TYPES = export_formats.CONTENT_TYPES
 # the page re-fetches itself this often (static/reports/report-refresh.js) so it follows new ratings
@@ -83,6 +85,8 @@ def campaign_report_page(request: HttpRequest, pk: int) -> HttpResponse:
         "latency_chart": charts.latency_chart(report),
         "loss_chart": charts.report_loss_chart(report),
         "length_chart": charts.length_chart(report),
+        "checkpoint_chart": checkpoint_chart(report),
+        "win_rows": win_matrix_rows(report),
         "generated_at": timezone.now(),
         "refresh_seconds": REFRESH_SECONDS,
         "report_json": json.dumps(report, indent=2, ensure_ascii=False),
