@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install browser demo test test-fast reliability
+.PHONY: install browser demo demo-checkpoints test test-fast reliability
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ browser:
 
 demo: install
 	$(BIN)/python demo/run_demo.py
+
+# A campaign of five systems: the base model, three epochs of one LoRA run and an outside system's
+# answers (demo/checkpoints.py says each step); the same database and site as `make demo`.
+demo-checkpoints: install
+	$(BIN)/python demo/checkpoints.py
 
 # The whole suite on PostgreSQL (what production runs): first everything but the fault and security
 # suites, then those through `make reliability`'s script, which prints one line of figures per

@@ -75,63 +75,61 @@ def port_free(port: int) -> bool:
     return True
 
 
-def main() -> None:
-    started = time.monotonic()
+def check_port() -> None:
     if not port_free(PORT):
         # say so before minutes of generation, not after
         raise SystemExit(
             f"demo: 127.0.0.1:{PORT} is already in use (another demo still running?); stop it or set "
             "EVALSITE_DEMO_PORT"
         )
-    (ROOT / "var").mkdir(exist_ok=True)
-    say("migrating the SQLite database (var/evalsite.sqlite3)")
-    manage("migrate", "--noinput")
 
-    dataset_exists = django_query(
-        f"from generation.models import Dataset; print(Dataset.objects.filter(name={DATASET!r}).exists())"
+
+def import_once(path: str, dataset: str, what: str) -> None:
+    """`import_prompts PATH --dataset NAME` unless that dataset exists already."""
+    exists = django_query(
+        f"from generation.models import Dataset; print(Dataset.objects.filter(name={dataset!r}).exists())"
     )
-    if dataset_exists != "True":
-        say("importing 100 evaluation queries (demo/data/eval.jsonl)")
-        manage("import_prompts", "demo/data/eval.jsonl", "--dataset", DATASET)
+    if exists != "True":
+        say(f"importing {what} ({path})")
+        manage("import_prompts", path, "--dataset", dataset)
 
+
+def start_worker() -> subprocess.Popen:
     log = open(ROOT / "var" / "worker.log", "a")
     say("starting a Celery worker (filesystem broker, log in var/worker.log)")
-    worker = subprocess.Popen(
+    return subprocess.Popen(
         [PY, "-m", "celery", "-A", "evalsite", "worker", "--pool", "solo", "--concurrency", "1",
          "--loglevel", "info", "--hostname", "demo-worker@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+
+
+def make_users() -> None:
+    for username, role in USERS:
+        exists = django_query(
+            f"from annotations.models import User; print(User.objects.filter(username={username!r}).exists())"
+        )
+        if exists != "True":
+            manage("create_user", username, "--role", role, "--password", username + DEMO_PASSWORD_SUFFIX)
+
+
+def campaign_once(job_id: str, name: str) -> str:
+    """The campaign called `name`, opened on `job_id` unless it exists; prints its size."""
+    campaign_id = django_query(
+        f"from annotations.models import Campaign; c = Campaign.objects.filter(name={name!r}).first(); "
+        "print(c.id if c else '')"
+    )
+    if not campaign_id:
+        campaign_id = manage("create_campaign", "--job", job_id, "--name", name, "--overlap", "3")
+    pairs = django_query(f"from annotations.models import Pair; print(Pair.objects.filter(campaign_id={campaign_id}).count())")
+    say(f"campaign {campaign_id} has {pairs} blinded pairs")
+    return campaign_id
+
+
+def serve(worker: subprocess.Popen) -> None:
+    """Print the logins, serve the site until Ctrl-C, then stop the server and the worker."""
     server = None
     try:
-        job_id = django_query(
-            "from generation.models import GenerationJob\n"
-            f"j = GenerationJob.objects.filter(dataset__name={DATASET!r}, status='succeeded').order_by('-id').first()\n"
-            "print(j.id if j else '')"
-        )
-        if not job_id:
-            say("generating 200 answers: pre-trained and fine-tuned, one model load (a few minutes on 2 cores)")
-            job_id = manage(
-                "queue_generation", "--dataset", DATASET, "--base", "smollm2-demo",
-                "--adapter", "demo/adapter", "--max-new-tokens", "64", "--wait",
-            )
-        say(f"generation job {job_id} finished")
-
-        for username, role in USERS:
-            exists = django_query(
-                f"from annotations.models import User; print(User.objects.filter(username={username!r}).exists())"
-            )
-            if exists != "True":
-                manage("create_user", username, "--role", role, "--password", username + DEMO_PASSWORD_SUFFIX)
-
-        campaign_id = django_query(
-            f"from annotations.models import Campaign; c = Campaign.objects.filter(name={CAMPAIGN!r}).first(); "
-            "print(c.id if c else '')"
-        )
-        if not campaign_id:
-            campaign_id = manage("create_campaign", "--job", job_id, "--name", CAMPAIGN, "--overlap", "3")
-        pairs = django_query(f"from annotations.models import Pair; print(Pair.objects.filter(campaign_id={campaign_id}).count())")
-        say(f"campaign {campaign_id} has {pairs} blinded pairs; set-up took {time.monotonic() - started:.0f} s")
-
         print()
         print(f"evalsite demo is ready at http://127.0.0.1:{PORT}")
         for username, role in USERS:
@@ -149,15 +147,49 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in (server, worker):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (server, worker):
-            if proc is not None:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(server, worker)
+
+
+def stop(*procs: subprocess.Popen | None) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        if proc is not None:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main() -> None:
+    started = time.monotonic()
+    check_port()
+    (ROOT / "var").mkdir(exist_ok=True)
+    say("migrating the SQLite database (var/evalsite.sqlite3)")
+    manage("migrate", "--noinput")
+    import_once("demo/data/eval.jsonl", DATASET, "100 evaluation queries")
+    worker = start_worker()
+    try:
+        job_id = django_query(
+            "from generation.models import GenerationJob\n"
+            f"j = GenerationJob.objects.filter(dataset__name={DATASET!r}, status='succeeded').order_by('-id').first()\n"
+            "print(j.id if j else '')"
+        )
+        if not job_id:
+            say("generating 200 answers: pre-trained and fine-tuned, one model load (a few minutes on 2 cores)")
+            job_id = manage(
+                "queue_generation", "--dataset", DATASET, "--base", "smollm2-demo",
+                "--adapter", "demo/adapter", "--max-new-tokens", "64", "--wait",
+            )
+        say(f"generation job {job_id} finished")
+        make_users()
+        campaign_once(job_id, CAMPAIGN)
+        say(f"set-up took {time.monotonic() - started:.0f} s")
+    except BaseException:
+        stop(worker)
+        raise
+    serve(worker)
 
 
 if __name__ == "__main__":
