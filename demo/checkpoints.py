@@ -38,7 +38,7 @@ from run_demo import (
 DATASET = "demo-eval-40"
 TRAIN_DATASET = "demo-train"
 RUN_OUTPUT = "var/demo-checkpoints"
-CAMPAIGN = "Demo: SmolLM2 checkpoints, base and an outside system"
+CAMPAIGN = "Demo: review answers, checkpoint round"
 PER_TASK = 10
 OUTSIDE = "outside"
 

@@ -1,8 +1,8 @@
 """Batched answer generation for both roles from one loaded base model (worker side only).
 
-The model comes from a `loading.ModelHost`. Pre-trained rows run with the adapter disabled and
-fine-tuned rows with it enabled: in "switch" mode both roles share batches, the adapter switched per
-row (decoding.RowSwitchedLoRA); otherwise batches are role-homogeneous. Role-homogeneous batches were
+The model comes from a `loading.ModelHost`. Pre-trained rows run with the adapters disabled and
+each adapter's rows with it enabled: in "switch" mode every system shares batches, the adapter switched
+per row (decoding.RowSwitchedLoRA); otherwise batches are role-homogeneous. Role-homogeneous batches were
 no slower than peft's own mixed-batch inference and keep each role's latency its own
 (docs/performance.md).
 
@@ -95,17 +95,18 @@ def role_model(entry: LoadedModel, adapter: str | None) -> Iterator[PreTrainedMo
 
 
 def row_switch(entry: LoadedModel, adapters: Sequence[str | None]) -> RowSwitchedLoRA | None:
-    """Rows of both roles can share a batch when the adapter is attached to the base ("switch" mode)
-    as plain LoRA: then the adapter is switched per row (decoding.RowSwitchedLoRA)."""
-    names = {a for a in adapters if a is not None}
-    if not entry.is_peft or len(names) != 1:
+    """Rows of every system can share a batch when the adapters are attached to the base ("switch"
+    mode) as plain LoRA: then each row's adapter is switched per row (decoding.RowSwitchedLoRA). One
+    adapter is the two-system case; a job of more than two systems has several."""
+    names = tuple(sorted({a for a in adapters if a is not None}))
+    if not entry.is_peft or not names:
         return None
-    (name,) = names
-    if name in entry.merged or not RowSwitchedLoRA.supports(entry.model, name):
+    if any(name in entry.merged for name in names) or not RowSwitchedLoRA.supports(entry.model, names):
         return None
-    cached = entry.row_switches.get(name)
+    key = names[0] if len(names) == 1 else ",".join(names)
+    cached = entry.row_switches.get(key)
     if cached is None:
-        cached = entry.row_switches[name] = RowSwitchedLoRA(entry.model, name)
+        cached = entry.row_switches[key] = RowSwitchedLoRA(entry.model, names)
     return cached
 
 
@@ -151,7 +152,7 @@ def generate(
     adapters = [r.adapter for r in requests]
     row_lora = row_switch(entry, adapters)
     lengths = [len(e) for e in encoded]
-    if row_lora is not None:  # both roles share batches: longest prompts first, roles interleaved
+    if row_lora is not None:  # every system shares batches: longest prompts first, systems interleaved
         order = sorted(range(len(requests)), key=lambda i: (-lengths[i], i))
         batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
     else:
@@ -189,7 +190,7 @@ def _decode_batch(
     sampling: Sampling,
     step_mode: str,
 ) -> list[Decoded]:
-    """One batch through decode(): both roles at once with `row_lora`, else the batch's one role."""
+    """One batch through decode(): every system at once with `row_lora`, else the batch's one system."""
     tokenizer = entry.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     run = partial(
@@ -204,9 +205,10 @@ def _decode_batch(
     )
     with torch.inference_mode():
         if row_lora is not None:
-            entry.model.set_adapter(row_lora.name)
+            row_lora.activate(entry.model)
             base = entry.model.get_base_model()
-            return run(base, prompts, adapter_rows=[a is not None for a in adapters], row_lora=row_lora)
+            numbers = [0 if a is None else row_lora.names.index(a) + 1 for a in adapters]
+            return run(base, prompts, adapter_rows=numbers, row_lora=row_lora)
         with role_model(entry, adapters[0]) as model:
             return run(model, prompts)
 

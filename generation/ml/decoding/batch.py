@@ -57,14 +57,15 @@ class RowClock:
 
 @dataclass(frozen=True)
 class AdapterRows:
-    """Which prompts run with the adapter (`flags`, by prompt index), switched per row by `row_lora`;
-    without one every flag is False and the model runs as the caller set it up."""
+    """Which adapter each prompt runs with (`flags`, by prompt index: 0 none, k the k-th adapter of
+    `row_lora`), switched per row by `row_lora`; without one every flag is 0 and the model runs as the
+    caller set it up."""
 
-    flags: Sequence[bool]
+    flags: Sequence[int]
     row_lora: RowSwitchedLoRA | None = None
 
     def active(self, rows: Sequence[int]) -> AbstractContextManager[None]:
-        """A block in which batch row r runs with the adapter when prompt rows[r] does."""
+        """A block in which batch row r runs with the adapter prompt rows[r] runs with."""
         if self.row_lora is None:
             return nullcontext()
         return self.row_lora.rows([self.flags[i] for i in rows])

@@ -40,7 +40,7 @@ def decode(
     device: str,
     sampling: Sampling = GREEDY,
     prefill_rows: int = 8,
-    adapter_rows: Sequence[bool] | None = None,
+    adapter_rows: Sequence[int] | None = None,
     row_lora: RowSwitchedLoRA | None = None,
     step_mode: str = "transformers",
 ) -> list[Decoded]:
@@ -48,8 +48,9 @@ def decode(
     end-of-sequence token when one came, else are exactly `max_new_tokens` long.
 
     `model` is a transformers causal LM (a peft-injected one is fine: enable or disable its adapter
-    around the call). With `row_lora`, `adapter_rows` says which rows run with its adapter; the
-    prefix, prefill groups and KV layout are kept per role. Call under `torch.inference_mode()`."""
+    around the call). With `row_lora`, `adapter_rows` says which adapter each row runs with (0:
+    none, k: `row_lora.names[k - 1]`; True/False for one adapter); the prefix, prefill groups and KV
+    layout are kept per system. Call under `torch.inference_mode()`."""
     if not prompts:
         return []
     flags = _checked_flags(prompts, max_new_tokens, adapter_rows, row_lora, step_mode)
@@ -90,18 +91,20 @@ def decode(
 def _checked_flags(
     prompts: Sequence[Sequence[int]],
     max_new_tokens: int,
-    adapter_rows: Sequence[bool] | None,
+    adapter_rows: Sequence[int] | None,
     row_lora: RowSwitchedLoRA | None,
     step_mode: str,
-) -> list[bool]:
-    """Refuse unusable input; returns each prompt's adapter flag (all False without `row_lora`)."""
+) -> list[int]:
+    """Refuse unusable input; returns each prompt's adapter number (0: none; all 0 without `row_lora`)."""
     if any(len(p) == 0 for p in prompts):
         raise ValueError("a prompt has no tokens")
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
-    flags = [False] * len(prompts)
+    flags = [0] * len(prompts)
     if row_lora is not None and adapter_rows is not None:
-        flags = [bool(f) for f in adapter_rows]
+        flags = [int(f) for f in adapter_rows]
+        if any(not 0 <= f <= len(row_lora.names) for f in flags):
+            raise ValueError(f"adapter_rows: each row is 0 (no adapter) or 1..{len(row_lora.names)}")
     if len(flags) != len(prompts):
         raise ValueError("adapter_rows needs one flag per prompt")
     if step_mode not in STEP_MODES:

@@ -11,11 +11,11 @@ from .batch import DecodeRun, PrefilledGroup, SharedPrefix, new_cache
 from .planning import plan_batches, shared_prefix_length
 
 
-def shared_prefixes(run: DecodeRun, prompts: Sequence[Sequence[int]]) -> dict[bool, SharedPrefix]:
+def shared_prefixes(run: DecodeRun, prompts: Sequence[Sequence[int]]) -> dict[int, SharedPrefix]:
     """The prefix each role's prompts share, run once per role at batch size 1; its time is charged
     to every row of the role."""
     flags = run.adapter_rows.flags
-    prefixes: dict[bool, SharedPrefix] = {}
+    prefixes: dict[int, SharedPrefix] = {}
     for flag in sorted(set(flags)):
         rows = [i for i in range(len(prompts)) if flags[i] == flag]
         shared = shared_prefix_length([prompts[i] for i in rows])
@@ -34,7 +34,7 @@ def shared_prefixes(run: DecodeRun, prompts: Sequence[Sequence[int]]) -> dict[bo
 def prefill(
     run: DecodeRun,
     prompts: Sequence[Sequence[int]],
-    prefixes: dict[bool, SharedPrefix],
+    prefixes: dict[int, SharedPrefix],
     *,
     pad_id: int,
     prefill_rows: int,

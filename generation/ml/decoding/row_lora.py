@@ -1,4 +1,4 @@
-"""Both roles in one batch: a LoRA adapter switched on for some rows and off for the others."""
+"""Every system in one batch: LoRA adapters switched per row, each row with one adapter or none."""
 
 from __future__ import annotations
 
@@ -11,48 +11,69 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 
 
 class RowSwitchedLoRA:
-    """One peft LoRA adapter switched on for some rows of a batch and off for the others.
+    """peft LoRA adapters switched per row of a batch: each row runs with one of them, or with none.
 
-    peft's vanilla LoRA layer adds `lora_B(lora_A(x)) * scaling` to the base layer's output. Giving
-    every layer a per-row scaling (its scale for adapter rows, 0 for base rows, see `_RowScale`) makes
-    one forward pass answer both roles: base rows get exactly the base output plus zero. peft's own
+    peft's vanilla LoRA layer adds `lora_B(lora_A(x)) * scaling` to the base layer's output, for every
+    active adapter. Giving each adapter's scaling in every layer a per-row form (the adapter's scale for
+    its own rows, an exact 0 for every other row, see `_RowScale`) makes one forward pass answer every
+    system: a base row gets exactly the base output plus zeros, a row of adapter k the base output plus
+    adapter k's branch plus zeros. With one adapter that is the two-system case (pre-trained and
+    fine-tuned rows in one batch); with several (a job of more than two systems) every adapter's branch
+    is computed for every row, which costs K small LoRA products per layer instead of one. peft's own
     mixed batches (`adapter_names=`) split every LoRA layer's input by adapter instead, which was no
-    faster (docs/performance.md).
+    faster for one adapter (docs/performance.md).
     Only plain LoRA on Linear layers qualifies (`supports`); anything else runs in role-homogeneous
-    batches. The peft model must have `name` as its active adapter, adapters not disabled."""
+    batches. All `names` must be the active adapters (`activate`), adapters not disabled."""
 
-    def __init__(self, peft_model: PeftModel, name: str) -> None:
-        self.name = name
-        self.layers: list[LoraLinear] = [m for m in peft_model.modules() if _is_plain_lora_linear(m, name)]
-        self._scales: dict[tuple[float, tuple[bool, ...], str], _RowScale] = {}
+    def __init__(self, peft_model: PeftModel, names: str | Sequence[str]) -> None:
+        self.names: tuple[str, ...] = (names,) if isinstance(names, str) else tuple(names)
+        self.name = self.names[0]
+        self.layers: dict[str, list[LoraLinear]] = {
+            name: [m for m in peft_model.modules() if _is_plain_lora_linear(m, name)] for name in self.names
+        }
+        self._scales: dict[tuple[float, tuple[int, ...], str, int], _RowScale] = {}
 
     @classmethod
-    def supports(cls, peft_model: PeftModel, name: str) -> bool:
-        lora_layers = [m for m in peft_model.modules() if name in (getattr(m, "lora_A", None) or {})]
-        return bool(lora_layers) and all(_is_plain_lora_linear(m, name) for m in lora_layers)
+    def supports(cls, peft_model: PeftModel, names: str | Sequence[str]) -> bool:
+        for name in (names,) if isinstance(names, str) else names:
+            lora_layers = [m for m in peft_model.modules() if name in (getattr(m, "lora_A", None) or {})]
+            if not lora_layers or not all(_is_plain_lora_linear(m, name) for m in lora_layers):
+                return False
+        return True
+
+    def activate(self, peft_model: PeftModel) -> None:
+        """Make every adapter of this switch active on the model (peft sums the active adapters)."""
+        if len(self.names) == 1:
+            peft_model.set_adapter(self.name)
+        else:
+            peft_model.base_model.set_adapter(list(self.names), inference_mode=True)
 
     @contextmanager
-    def rows(self, adapter_rows: Sequence[bool]) -> Iterator[None]:
-        """Within the block, row r of a forward pass runs with the adapter when adapter_rows[r]."""
-        originals = [layer.scaling[self.name] for layer in self.layers]
-        flags = tuple(adapter_rows)
-        for layer, scale in zip(self.layers, originals, strict=True):
-            device = layer.lora_B[self.name].weight.device
-            key = (float(scale), flags, str(device))
-            row_scale = self._scales.get(key)
-            if row_scale is None:
-                base_rows = [row for row, on in enumerate(flags) if not on]
-                index = torch.tensor(base_rows, dtype=torch.long, device=device) if base_rows else None
-                row_scale = _RowScale(index, float(scale))
-                if len(self._scales) > 256:
-                    self._scales.clear()
-                self._scales[key] = row_scale
-            layer.scaling[self.name] = row_scale
+    def rows(self, adapter_rows: Sequence[int]) -> Iterator[None]:
+        """Within the block, row r of a forward pass runs with adapter `names[adapter_rows[r] - 1]`, or
+        with none when adapter_rows[r] is 0 (a bool is read as 0 or 1: the first adapter)."""
+        flags = tuple(int(f) for f in adapter_rows)
+        touched: list[tuple[LoraLinear, str, object]] = []
+        for number, name in enumerate(self.names, start=1):
+            for layer in self.layers[name]:
+                scale = layer.scaling[name]
+                device = layer.lora_B[name].weight.device
+                key = (float(scale), flags, str(device), number)
+                row_scale = self._scales.get(key)
+                if row_scale is None:
+                    other_rows = [row for row, f in enumerate(flags) if f != number]
+                    index = torch.tensor(other_rows, dtype=torch.long, device=device) if other_rows else None
+                    row_scale = _RowScale(index, float(scale))
+                    if len(self._scales) > 256 * len(self.names):
+                        self._scales.clear()
+                    self._scales[key] = row_scale
+                touched.append((layer, name, scale))
+                layer.scaling[name] = row_scale
         try:
             yield
         finally:
-            for layer, scale in zip(self.layers, originals, strict=True):
-                layer.scaling[self.name] = scale
+            for layer, name, scale in touched:
+                layer.scaling[name] = scale
 
 
 class _RowScale:
