@@ -71,6 +71,21 @@ def system_spec(value: SystemSpec | Mapping[str, Any] | Sequence[Any], n: int) -
     )
 
 
+def best_epoch_and_loss(run: FinetuneRun | None) -> tuple[int | None, float | None]:
+    """A run's best epoch (the weights of its adapter: a job's fine-tuned system) and that epoch's
+    validation loss, from training.json's `best_epoch` and `val_loss` (one per epoch; `best_val_loss`
+    where the list is short). None for what the run does not record."""
+    metrics = run.metrics if run is not None and isinstance(run.metrics, dict) else {}
+    best = metrics.get("best_epoch")
+    if isinstance(best, bool) or not isinstance(best, int) or best < 1:
+        return None, None
+    losses = metrics.get("val_loss")
+    loss = losses[best - 1] if isinstance(losses, list) and len(losses) >= best else metrics.get("best_val_loss")
+    if isinstance(loss, bool) or not isinstance(loss, int | float):
+        return best, None
+    return best, float(loss)
+
+
 def epoch_system_name(epoch: int) -> str:
     return f"epoch-{epoch:03d}"
 

@@ -5,12 +5,14 @@ page that reads it. Whether any worker is live comes from generation/workers.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from .job_systems import best_epoch_and_loss
 from .models import ACTIVE_STATUSES, Answer, FinetuneRun, GenerationJob, JobSystem, Role
 from .workers import WorkerCensus
 
@@ -82,26 +84,34 @@ def job_systems(job: GenerationJob) -> list[SystemRow]:
     """Every system of the job in its order (pre-trained, fine-tuned, then its JobSystems by id), with
     the answers each has made so far. The fine-tuned system's epoch and validation loss are its run's
     best, when the job has a run."""
+    return jobs_systems([job])[job.pk]
+
+
+def jobs_systems(jobs: Sequence[GenerationJob]) -> dict[int, list[SystemRow]]:
+    """`job_systems` of several jobs (a page of the job list) in two queries: {job id: rows}."""
+    ids = [job.pk for job in jobs]
     counts = {
-        row["role"]: row
-        for row in Answer.objects.filter(job=job)
-        .values("role")
+        (row["job_id"], row["role"]): row
+        for row in Answer.objects.filter(job_id__in=ids)
+        .values("job_id", "role")
         .annotate(n=Count("id"), fallback=Count("id", filter=Q(fallback=True)))
     }
+    further: dict[int, list[JobSystem]] = {pk: [] for pk in ids}
+    for system in JobSystem.objects.filter(job_id__in=ids).order_by("id"):
+        further[system.job_id].append(system)
+    return {job.pk: _systems_of(job, further[job.pk], counts) for job in jobs}
 
+
+def _systems_of(
+    job: GenerationJob, further: list[JobSystem], counts: dict[tuple[int, str], dict[str, Any]]
+) -> list[SystemRow]:
     def row(name: str, kind: str, path: str, epoch: Any = None, val_loss: Any = None) -> SystemRow:
-        made = counts.get(name, {})
+        made = counts.get((job.pk, name), {})
         return SystemRow(name, kind, path, epoch, val_loss, made.get("n", 0), made.get("fallback", 0))
 
-    metrics = job.finetune_run.metrics if job.finetune_run_id and job.finetune_run else None
-    metrics = metrics if isinstance(metrics, dict) else {}
-    best_epoch, best_loss = metrics.get("best_epoch"), metrics.get("best_val_loss")
-    if isinstance(best_epoch, bool) or not isinstance(best_epoch, int):
-        best_epoch = None
-    if isinstance(best_loss, bool) or not isinstance(best_loss, int | float):
-        best_loss = None
+    best_epoch, best_loss = best_epoch_and_loss(job.finetune_run if job.finetune_run_id else None)
     own = "imported" if job.imported else None
-    rows = [
+    return [
         row(Role.PRETRAINED.value, own or "base", ""),
         row(
             Role.FINETUNED.value,
@@ -110,10 +120,8 @@ def job_systems(job: GenerationJob) -> list[SystemRow]:
             best_epoch,
             best_loss,
         ),
+        *(row(s.name, s.kind, s.adapter_path, s.epoch, s.val_loss) for s in further),
     ]
-    for system in JobSystem.objects.filter(job=job).order_by("id"):
-        rows.append(row(system.name, system.kind, system.adapter_path, system.epoch, system.val_loss))
-    return rows
 
 
 def finetune_run_progress(run: FinetuneRun) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from .configs import ConfigError, FinetuneConfig, GenerationSettings
 from .jobs import job_submit
 from .models import Dataset, FinetuneRun, GenerationJob, JobStatus
 from .runs import finetune_run_submit
-from .selectors import Progress, finetune_run_progress, job_progress, job_systems
-from .system_serializers import JobSystemInput, JobSystemOutput
+from .selectors import Progress, finetune_run_progress, job_progress
+from .system_serializers import JobSystemInput, JobSystemOutput, systems_data
 from .workers import WorkerCensus, worker_census
 
 LIMITS = GenerationSettings.LIMITS
@@ -184,7 +184,7 @@ class JobOutput(serializers.ModelSerializer):
 
     @extend_schema_field(JobSystemOutput(many=True))
     def get_systems(self, job: GenerationJob) -> list[dict[str, Any]]:
-        return JobSystemOutput(job_systems(job), many=True).data
+        return systems_data(self, job)
 
 
 # ---------------------------------------------------------------------------------------------

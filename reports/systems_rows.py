@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from django.db.models import Q
 
+from generation.job_systems import best_epoch_and_loss
 from generation.models import GenerationJob, JobSystem, Role
 from reports.campaign_rows import CampaignPairs, CampaignRatings
 from reports.statistics.accuracy import majority_verdicts, role_accuracy
@@ -94,21 +95,6 @@ def system_accuracy(pairs: CampaignPairs, ratings: CampaignRatings, systems: lis
     return out
 
 
-def _best_epoch(job: GenerationJob) -> tuple[int, float] | None:
-    """The fine-tuning run's best epoch (the fine-tuned system's weights) and its validation loss, from
-    training.json's `best_epoch` and `val_loss` (one per epoch; `best_val_loss` where the list is short)."""
-    run = job.finetune_run
-    metrics = run.metrics if run is not None and isinstance(run.metrics, dict) else {}
-    best = metrics.get("best_epoch")
-    if not isinstance(best, int) or isinstance(best, bool) or best < 1:
-        return None
-    losses = metrics.get("val_loss") or []
-    if len(losses) >= best and isinstance(losses[best - 1], (int, float)):
-        return best, float(losses[best - 1])
-    loss = metrics.get("best_val_loss")
-    return (best, float(loss)) if isinstance(loss, (int, float)) else None
-
-
 def checkpoint_epochs(job: GenerationJob) -> tuple[dict[int, tuple[str, float]], list[str]]:
     """{epoch: (system, validation loss)} for the job's systems that are kept epochs of its run, with
     the fine-tuned system at the run's best epoch; and notes on what was left out. Empty without any
@@ -128,17 +114,17 @@ def checkpoint_epochs(job: GenerationJob) -> tuple[dict[int, tuple[str, float]],
         epochs[epoch] = (name, float(loss))
     if not epochs:
         return {}, []
-    best = _best_epoch(job)
-    if best is None:
+    best, best_loss = best_epoch_and_loss(job.finetune_run)
+    if best is None or best_loss is None:
         notes.append(
             "the fine-tuned system's epoch is not known (the job's fine-tuning run records no best epoch "
             "with its validation loss): it is left out, and kept marks the lowest validation loss listed"
         )
     else:
-        if best[0] in epochs:
+        if best in epochs:
             notes.append(
-                f"{epochs[best[0]][0]} is epoch {best[0]}, the run's best: the fine-tuned system stands "
+                f"{epochs[best][0]} is epoch {best}, the run's best: the fine-tuned system stands "
                 "for it"
             )
-        epochs[best[0]] = (Role.FINETUNED.value, best[1])
+        epochs[best] = (Role.FINETUNED.value, best_loss)
     return epochs, notes
