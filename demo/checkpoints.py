@@ -21,19 +21,7 @@ from __future__ import annotations
 import json
 import time
 
-from run_demo import (
-    ROOT,
-    campaign_once,
-    check_port,
-    django_query,
-    import_once,
-    make_users,
-    manage,
-    say,
-    serve,
-    start_worker,
-    stop,
-)
+from run_demo import ROOT, check_port, django_query, import_once, manage, open_and_serve, say
 
 DATASET = "demo-eval-40"
 TRAIN_DATASET = "demo-train"
@@ -114,16 +102,7 @@ def main() -> None:
     import_once("demo/data/train.jsonl", TRAIN_DATASET, "the training set")
     run_id = finetune_once()
     say(f"fine-tuning run {run_id} finished")
-    worker = start_worker()
-    try:
-        job_id = job_once(run_id, outside_path)
-        make_users()
-        campaign_once(job_id, CAMPAIGN)
-        say(f"set-up took {time.monotonic() - started:.0f} s")
-    except BaseException:
-        stop(worker)
-        raise
-    serve(worker)
+    open_and_serve(lambda: job_once(run_id, outside_path), CAMPAIGN, started)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,6 +163,38 @@ def stop(*procs: subprocess.Popen | None) -> None:
                 proc.kill()
 
 
+def open_and_serve(make_job: Callable[[], str], campaign: str, started: float) -> None:
+    """With a worker running: the job `make_job` returns (made on it), the users, the campaign; then
+    serve until Ctrl-C. The worker is stopped whatever happens."""
+    worker = start_worker()
+    try:
+        job_id = make_job()
+        make_users()
+        campaign_once(job_id, campaign)
+        say(f"set-up took {time.monotonic() - started:.0f} s")
+    except BaseException:
+        stop(worker)
+        raise
+    serve(worker)
+
+
+def demo_job() -> str:
+    """The finished job of the demo set, generating it first when there is none."""
+    job_id = django_query(
+        "from generation.models import GenerationJob\n"
+        f"j = GenerationJob.objects.filter(dataset__name={DATASET!r}, status='succeeded').order_by('-id').first()\n"
+        "print(j.id if j else '')"
+    )
+    if not job_id:
+        say("generating 200 answers: pre-trained and fine-tuned, one model load (a few minutes on 2 cores)")
+        job_id = manage(
+            "queue_generation", "--dataset", DATASET, "--base", "smollm2-demo",
+            "--adapter", "demo/adapter", "--max-new-tokens", "64", "--wait",
+        )
+    say(f"generation job {job_id} finished")
+    return job_id
+
+
 def main() -> None:
     started = time.monotonic()
     check_port()
@@ -169,27 +202,7 @@ def main() -> None:
     say("migrating the SQLite database (var/evalsite.sqlite3)")
     manage("migrate", "--noinput")
     import_once("demo/data/eval.jsonl", DATASET, "100 evaluation queries")
-    worker = start_worker()
-    try:
-        job_id = django_query(
-            "from generation.models import GenerationJob\n"
-            f"j = GenerationJob.objects.filter(dataset__name={DATASET!r}, status='succeeded').order_by('-id').first()\n"
-            "print(j.id if j else '')"
-        )
-        if not job_id:
-            say("generating 200 answers: pre-trained and fine-tuned, one model load (a few minutes on 2 cores)")
-            job_id = manage(
-                "queue_generation", "--dataset", DATASET, "--base", "smollm2-demo",
-                "--adapter", "demo/adapter", "--max-new-tokens", "64", "--wait",
-            )
-        say(f"generation job {job_id} finished")
-        make_users()
-        campaign_once(job_id, CAMPAIGN)
-        say(f"set-up took {time.monotonic() - started:.0f} s")
-    except BaseException:
-        stop(worker)
-        raise
-    serve(worker)
+    open_and_serve(demo_job, CAMPAIGN, started)
 
 
 if __name__ == "__main__":
